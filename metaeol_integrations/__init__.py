@@ -1,0 +1,49 @@
+"""MetaEOL sentence embeddings from any decoder-only LLM, as a sentence-transformers model."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from metaeol_integrations.core.module import MetaEOL
+from metaeol_integrations.core.templates import (
+    METAEOL_TEMPLATES,
+    PROMPTEOL_TEMPLATES,
+    MetaTask,
+    PromptTemplate,
+    TemplateSet,
+    preprocess_sentence,
+)
+from metaeol_integrations.errors import (
+    LayerError,
+    MetaEOLError,
+    ModelNotAvailableError,
+    SequenceLengthError,
+    TemplateError,
+    UnknownModelError,
+    UnsupportedModelError,
+)
+from metaeol_integrations.loading import export, load
+from metaeol_integrations.presets import DEFAULT_PRESET, PRESETS, Preset
+
+__all__ = [
+    "DEFAULT_PRESET",
+    "LayerError",
+    "METAEOL_TEMPLATES",
+    "MetaEOL",
+    "MetaEOLError",
+    "MetaTask",
+    "ModelNotAvailableError",
+    "PRESETS",
+    "PROMPTEOL_TEMPLATES",
+    "Preset",
+    "PromptTemplate",
+    "SequenceLengthError",
+    "TemplateError",
+    "TemplateSet",
+    "UnknownModelError",
+    "UnsupportedModelError",
+    "__version__",
+    "export",
+    "load",
+    "preprocess_sentence",
+]

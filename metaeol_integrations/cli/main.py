@@ -1,0 +1,189 @@
+"""The ``metaeol`` command: encode texts, export a model folder, list the presets."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from metaeol_integrations.core.templates import BUILTIN_TEMPLATE_SETS
+from metaeol_integrations.errors import MetaEOLError
+from metaeol_integrations.presets import DEFAULT_PRESET, PRESETS
+
+PROGRESS_THRESHOLD = 32  # inputs; below this a progress bar is noise
+
+
+def _layers(value: str) -> int | list[int]:
+    parts = [int(part) for part in value.split(",") if part.strip()]
+    return parts[0] if len(parts) == 1 else parts
+
+
+def _templates(value: str) -> Any:
+    if value in BUILTIN_TEMPLATE_SETS:
+        return value
+    path = Path(value)
+    if path.is_file():
+        with path.open(encoding="utf-8") as handle:
+            return json.load(handle)
+    raise argparse.ArgumentTypeError(
+        f"{value!r} is neither a built-in template set ({', '.join(BUILTIN_TEMPLATE_SETS)}) nor a JSON file."
+    )
+
+
+def _add_model_options(parser: argparse.ArgumentParser, with_model: bool = True) -> None:
+    if with_model:
+        parser.add_argument("--model", default=DEFAULT_PRESET, help=f"preset, model folder or .gguf file (default: {DEFAULT_PRESET})")
+    parser.add_argument("--templates", type=_templates, help="metaeol, prompteol, or a JSON file {meta_task: [template, ...]}")
+    parser.add_argument("--layer", type=_layers, help="output layer, or comma-separated layers to average (-1 = last)")
+    parser.add_argument("--max-seq-length", type=int, help="longest prompt in tokens (the sentence is truncated inside its slot)")
+    parser.add_argument("--dtype", help="float32 (default), bfloat16 or float16")
+    parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: best available)")
+
+
+def _load_model(args: argparse.Namespace):
+    from metaeol_integrations.loading import load
+
+    model_kwargs = {"dtype": args.dtype} if args.dtype else None
+    return load(
+        args.model,
+        templates=args.templates,
+        layer=args.layer,
+        max_seq_length=args.max_seq_length,
+        model_kwargs=model_kwargs,
+        device=args.device,
+    )
+
+
+def _read_texts(args: argparse.Namespace, stdin: TextIO) -> list[str]:
+    texts = list(args.texts)
+    if args.file == "-" or (not args.file and not texts and not stdin.isatty()):
+        texts.extend(line.rstrip("\n") for line in stdin)
+    elif args.file:
+        with open(args.file, encoding="utf-8") as handle:
+            texts.extend(line.rstrip("\n") for line in handle)
+    return texts
+
+
+def _print_similarity(texts: Sequence[str], embeddings: Any, out: TextIO) -> None:
+    import numpy as np
+
+    unit = embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True).clip(min=1e-12)
+    matrix = unit @ unit.T
+    labels = [text if len(text) <= 40 else text[:37] + "..." for text in texts]
+    out.write("cosine similarity\n")
+    for index, label in enumerate(labels):
+        out.write(f"[{index}] {label}\n")
+    out.write("     " + "".join(f"{f'[{i}]':>8}" for i in range(len(texts))) + "\n")
+    for i, row in enumerate(matrix):
+        out.write(f"{f'[{i}]':<5}" + "".join(f"{value:8.4f}" for value in row) + "\n")
+
+
+def _write_embeddings(texts: Sequence[str], embeddings: Any, output: str | None, out: TextIO) -> None:
+    import numpy as np
+
+    if output and output.endswith(".npy"):
+        np.save(output, embeddings)
+        return
+    handle = open(output, "w", encoding="utf-8") if output else out
+    try:
+        for text, vector in zip(texts, embeddings):
+            handle.write(json.dumps({"text": text, "embedding": [float(x) for x in vector]}) + "\n")
+    finally:
+        if output:
+            handle.close()
+
+
+def cmd_encode(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
+    texts = _read_texts(args, stdin)
+    if not texts:
+        raise SystemExit("metaeol encode: no input texts. Give them as arguments, with --file, or on stdin.")
+    if args.output and not args.output.endswith((".npy", ".jsonl")):
+        raise SystemExit("metaeol encode: --output must end in .npy or .jsonl.")
+    model = _load_model(args)
+    embeddings = model.encode(
+        texts,
+        batch_size=args.batch_size,
+        normalize_embeddings=args.normalize,
+        show_progress_bar=len(texts) >= PROGRESS_THRESHOLD,
+        convert_to_numpy=True,
+    )
+    if args.similarity:
+        _print_similarity(texts, embeddings, out)
+    if args.output or not args.similarity:
+        _write_embeddings(texts, embeddings, args.output, out)
+    if args.output:
+        print(f"wrote {len(texts)} embeddings of size {embeddings.shape[1]} to {args.output}", file=sys.stderr)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
+    args.model = args.name
+    model = _load_model(args)
+    model.save(args.output_dir)
+    out.write(
+        f"wrote {args.output_dir}\nload it with: SentenceTransformer({str(args.output_dir)!r}, trust_remote_code=True)\n"
+    )
+    return 0
+
+
+def cmd_info(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
+    rows = [("name", "base model", "templates", "layer", "offline", "description")]
+    for preset in PRESETS.values():
+        rows.append(
+            (preset.name, preset.base_model_label, preset.templates, str(preset.layer),
+             "yes" if preset.runs_offline else "no", preset.description)
+        )
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]) - 1)]
+    for row in rows:
+        out.write("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1] + "\n")
+    out.write(f"\ndefault: {DEFAULT_PRESET}\n")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="metaeol",
+        description="MetaEOL sentence embeddings from decoder-only LLMs (Lei et al., ACL 2024).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    encode = commands.add_parser("encode", help="embed texts", description="Embed texts with a MetaEOL model.")
+    encode.add_argument("texts", nargs="*", help="texts to embed (or use --file, or pipe them on stdin)")
+    encode.add_argument("--file", help="read one text per line from this file ('-' for stdin)")
+    encode.add_argument("--output", "-o", help="write embeddings to a .npy or .jsonl file (default: JSONL on stdout)")
+    encode.add_argument("--similarity", action="store_true", help="print the cosine similarity matrix of the texts")
+    encode.add_argument("--normalize", action="store_true", help="L2-normalise the embeddings")
+    encode.add_argument("--batch-size", type=int, default=16, help="texts per batch (each is K prompts; default 16)")
+    _add_model_options(encode)
+    encode.set_defaults(handler=cmd_encode)
+
+    export = commands.add_parser(
+        "export", help="write a SentenceTransformer folder",
+        description="Write a SentenceTransformer folder (weights as safetensors) that "
+        "SentenceTransformer(DIR, trust_remote_code=True) loads.",
+    )
+    export.add_argument("name", help="preset, model folder or .gguf file")
+    export.add_argument("output_dir", help="folder to write")
+    _add_model_options(export, with_model=False)
+    export.set_defaults(handler=cmd_export)
+
+    info = commands.add_parser("info", help="list the presets", description="List the named presets.")
+    info.set_defaults(handler=cmd_info)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, stdin: TextIO | None = None, out: TextIO | None = None) -> int:
+    """Entry point of the ``metaeol`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args, stdin or sys.stdin, out or sys.stdout)
+    except (MetaEOLError, TypeError) as error:
+        print(f"metaeol {args.command}: {type(error).__name__}: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

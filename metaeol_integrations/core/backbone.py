@@ -1,0 +1,214 @@
+"""Load the frozen decoder-only LLM and read last-token hidden states from chosen layers.
+
+Layer indices follow ``transformers``' ``hidden_states`` convention: 0 is the input of the first decoder layer (the
+embeddings), ``i`` the output of decoder layer ``i``, and ``N`` (= ``-1``) the final, normed output, which is what the
+paper's code uses (``hidden_states[-1][:, -1]``). Intermediate layers are read with temporary forward pre-hooks
+instead of ``output_hidden_states=True``: that flag makes transformers install hooks that cannot be pickled (which
+breaks the multi-process pool) and keeps every layer's states; ours are removed after each call, keep only the last
+token, and stop the pass at the deepest requested layer.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import threading
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from transformers import AutoConfig, AutoModel, AutoTokenizer, PretrainedConfig, PreTrainedModel
+from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
+
+from metaeol_integrations.core.gguf import dequantized_folder
+from metaeol_integrations.errors import LayerError, ModelNotAvailableError, UnsupportedModelError
+
+# Where common decoder-only architectures keep their list of decoder layers.
+_LAYER_LIST_PATHS = ("layers", "h", "decoder.layers", "model.layers", "transformer.h", "language_model.layers")
+
+
+def resolve_dtype(value: Any) -> Any:
+    """Accept ``torch.float32``, ``"float32"``, ``"torch.bfloat16"`` or ``"auto"``."""
+    if value is None or isinstance(value, torch.dtype) or value == "auto":
+        return value
+    name = str(value).removeprefix("torch.")
+    dtype = getattr(torch, name, None)
+    if not isinstance(dtype, torch.dtype):
+        raise ValueError(f"Unknown dtype {value!r}. Fix: use one of float32, float16, bfloat16 or auto.")
+    return dtype
+
+
+def _check_causal(config: PretrainedConfig, source: str, trust_remote_code: bool) -> None:
+    if getattr(config, "is_encoder_decoder", False) or (
+        not trust_remote_code and type(config) not in MODEL_FOR_CAUSAL_LM_MAPPING
+    ):
+        raise UnsupportedModelError(
+            f"{source!r} is a {type(config).__name__.removesuffix('Config')} model, not a decoder-only LLM. "
+            "Fix: MetaEOL needs a causal LM such as Llama, Mistral, Qwen2, Gemma or SmolLM2."
+        )
+
+
+def load_backbone(
+    source: str,
+    *,
+    model_kwargs: dict[str, Any] | None = None,
+    processor_kwargs: dict[str, Any] | None = None,
+    config_kwargs: dict[str, Any] | None = None,
+    cache_folder: str | None = None,
+) -> tuple[PreTrainedModel, Any]:
+    """Load the base model (no LM head) and tokenizer from a local folder, a ``.gguf`` file or a hub id.
+
+    Weights load as safetensors and without remote code unless ``model_kwargs`` says otherwise
+    (``use_safetensors=False``, ``trust_remote_code=True``). The dtype defaults to float32, as in the paper's code.
+    """
+    model_kwargs = dict(model_kwargs or {})
+    processor_kwargs = dict(processor_kwargs or {})
+    config_kwargs = dict(config_kwargs or {})
+    trust_remote_code = bool(model_kwargs.pop("trust_remote_code", False))
+    model_kwargs["dtype"] = resolve_dtype(model_kwargs.pop("dtype", model_kwargs.pop("torch_dtype", torch.float32)))
+    model_kwargs.setdefault("use_safetensors", True)
+    hub_kwargs = {key: model_kwargs[key] for key in ("revision", "token", "local_files_only") if key in model_kwargs}
+
+    folder = source
+    if str(source).endswith(".gguf"):
+        if not os.path.isfile(source):
+            raise ModelNotAvailableError(f"GGUF file {source!r} does not exist. Fix: check the path.")
+        folder = str(dequantized_folder(source, cache_folder=cache_folder))
+
+    try:
+        config = AutoConfig.from_pretrained(
+            folder, trust_remote_code=trust_remote_code, cache_dir=cache_folder, **hub_kwargs, **config_kwargs
+        )
+        _check_causal(config, source, trust_remote_code)
+        model = AutoModel.from_pretrained(
+            folder, config=config, trust_remote_code=trust_remote_code, cache_dir=cache_folder, **model_kwargs
+        )
+        tokenizer = AutoTokenizer.from_pretrained(
+            folder, trust_remote_code=trust_remote_code, cache_dir=cache_folder, **hub_kwargs, **processor_kwargs
+        )
+    except OSError as error:
+        if isinstance(error, ModelNotAvailableError):
+            raise
+        local = Path(folder).is_dir()
+        hint = (
+            "Fix: the folder must hold config.json, tokenizer files and safetensors weights "
+            "(pass model_kwargs={'use_safetensors': False} only if you trust pickle files)."
+            if local
+            else "Fix: this machine cannot download it (offline or gated); download the model elsewhere and "
+            "pass its local folder, or use the offline preset 'metaeol-smollm2-135m'."
+        )
+        raise ModelNotAvailableError(f"Cannot load the base model {source!r}: {error}\n{hint}") from error
+
+    if not getattr(tokenizer, "is_fast", False):
+        raise UnsupportedModelError(
+            f"The tokenizer of {source!r} is a slow (Python) tokenizer; slot-aware truncation needs character "
+            "offsets. Fix: install `tokenizers` and make sure the model folder has a tokenizer.json."
+        )
+    if tokenizer.pad_token_id is None:
+        # Padding is always masked, so any id works; EOS is what decoder-only models conventionally reuse.
+        tokenizer.pad_token = tokenizer.eos_token
+    model.eval()
+    model.requires_grad_(False)
+    return model, tokenizer
+
+
+def decoder_layers(model: nn.Module) -> nn.ModuleList:
+    """The model's list of decoder layers."""
+    for path in _LAYER_LIST_PATHS:
+        node: Any = model
+        for attribute in path.split("."):
+            node = getattr(node, attribute, None)
+            if node is None:
+                break
+        if isinstance(node, nn.ModuleList) and len(node) > 0:
+            return node
+    raise UnsupportedModelError(
+        f"Cannot find the decoder layers of {type(model).__name__}. "
+        "Fix: use the default last layer (layer=-1), which needs no access to the layers."
+    )
+
+
+def resolve_layers(layer: int | Sequence[int], num_layers: int) -> tuple[int, ...]:
+    """Map a layer index or list (negative allowed, ``hidden_states`` convention) to indices in ``0..num_layers``."""
+    requested: Iterable[Any] = [layer] if isinstance(layer, int) else layer
+    resolved = []
+    for index in requested:
+        if isinstance(index, bool) or not isinstance(index, int):
+            raise LayerError(f"Layer indices must be integers, got {index!r}.")
+        if not -(num_layers + 1) <= index <= num_layers:
+            raise LayerError(
+                f"Layer {index} does not exist: this model has {num_layers} decoder layers, so valid layers are "
+                f"0..{num_layers} or -{num_layers + 1}..-1. Fix: pick a layer in that range (-1 is the last)."
+            )
+        resolved.append(index % (num_layers + 1))
+    if not resolved:
+        raise LayerError("At least one layer is needed. Fix: pass layer=-1 for the last layer.")
+    return tuple(resolved)
+
+
+class _StopForward(Exception):
+    """Raised by a hook once the deepest requested layer has been read."""
+
+
+def last_token_index(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Position of each row's last real token, whatever the padding side."""
+    width = attention_mask.shape[1]
+    return width - 1 - attention_mask.flip(1).to(torch.long).argmax(dim=1)
+
+
+def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Positions counted over real tokens only, so left padding does not shift a row's positions."""
+    return (attention_mask.to(torch.long).cumsum(dim=1) - 1).clamp(min=0)
+
+
+def accepts_position_ids(model: nn.Module) -> bool:
+    """Whether the model's forward takes ``position_ids`` (nearly all decoder-only models do)."""
+    return "position_ids" in inspect.signature(model.forward).parameters
+
+
+def last_token_states(
+    model: PreTrainedModel,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    layers: tuple[int, ...],
+    num_layers: int,
+) -> torch.Tensor:
+    """Hidden states of each row's last real token, averaged over ``layers``; shape ``(rows, hidden)``, float32."""
+    rows = torch.arange(input_ids.shape[0], device=input_ids.device)
+    last = last_token_index(attention_mask)
+    inputs: dict[str, torch.Tensor] = {"input_ids": input_ids, "attention_mask": attention_mask}
+    if accepts_position_ids(model):
+        inputs["position_ids"] = position_ids_from_mask(attention_mask)
+
+    captured: dict[int, torch.Tensor] = {}
+    intermediate = sorted(set(index for index in layers if index < num_layers))
+    stop_early = max(layers) < num_layers
+    owner = threading.get_ident()
+    handles = []
+
+    def make_hook(index: int):
+        def hook(_module: nn.Module, args: tuple, kwargs: dict) -> None:
+            # Hooks sit on a shared model: another thread's forward must not write into this call's results.
+            if threading.get_ident() != owner:
+                return
+            hidden = args[0] if args else kwargs["hidden_states"]
+            captured[index] = hidden[rows, last].float()
+            if stop_early and index == intermediate[-1]:
+                raise _StopForward
+
+        return hook
+
+    if intermediate:
+        layer_list = decoder_layers(model)
+        handles = [layer_list[index].register_forward_pre_hook(make_hook(index), with_kwargs=True) for index in intermediate]
+    try:
+        output = model(**inputs, use_cache=False)
+        captured[num_layers] = output.last_hidden_state[rows, last].float()
+    except _StopForward:
+        pass
+    finally:
+        for handle in handles:
+            handle.remove()
+    return torch.stack([captured[index] for index in layers]).mean(dim=0)

@@ -1,0 +1,228 @@
+"""The MetaEOL sentence-transformers input module: prompting, the frozen LLM, and last-token mean pooling."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from sentence_transformers.base.modules import InputModule
+
+from metaeol_integrations.core.backbone import decoder_layers, last_token_states, load_backbone, resolve_layers
+from metaeol_integrations.core.templates import TemplateSet, TemplateSpec
+from metaeol_integrations.core.tokenization import PromptTokenizer
+
+logger = logging.getLogger(__name__)
+
+DISTRIBUTION_NAME = "metaeol-integrations"
+
+
+def _num_decoder_layers(model: torch.nn.Module) -> int:
+    configured = getattr(model.config, "num_hidden_layers", None)
+    return int(configured) if configured else len(decoder_layers(model))
+
+
+class MetaEOL(InputModule):
+    """Embed each text as the mean, over K prompt templates, of the LLM's last-token hidden state.
+
+    Args:
+        model_name_or_path: The base decoder-only LLM: a local folder, a ``.gguf`` file, or a hub id.
+        templates: A :class:`TemplateSet`, ``"metaeol"`` (the paper's 8 templates), ``"prompteol"``, a dict
+            ``{meta_task: [template, ...]}`` or a list of templates, each with one ``{sentence}`` slot.
+        layer: Output layer in ``transformers``' ``hidden_states`` numbering (``-1`` = final normed output, as in
+            the paper's code), or a list of layers whose states are averaged.
+        max_seq_length: Longest prompt in tokens; longer prompts lose tokens from the end of the sentence only.
+        model_kwargs: Passed to ``AutoModel.from_pretrained`` (``dtype``, ``attn_implementation``, ...);
+            ``trust_remote_code`` and ``use_safetensors=False`` are honoured only from here.
+        processor_kwargs: Passed to ``AutoTokenizer.from_pretrained``.
+        config_kwargs: Passed to ``AutoConfig.from_pretrained``.
+        cache_folder: Where hub downloads and dequantised GGUF copies go.
+        base_model: Where the weights originally came from, kept as information in the saved config.
+    """
+
+    config_keys = ["templates", "layer", "max_seq_length", "base_model"]
+    config_file_name = "metaeol_config.json"
+    save_in_root = True
+
+    def __init__(
+        self,
+        model_name_or_path: str,
+        *,
+        templates: TemplateSpec = "metaeol",
+        layer: int | Sequence[int] = -1,
+        max_seq_length: int = 512,
+        model_kwargs: dict[str, Any] | None = None,
+        processor_kwargs: dict[str, Any] | None = None,
+        config_kwargs: dict[str, Any] | None = None,
+        cache_folder: str | None = None,
+        base_model: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.auto_model, self.tokenizer = load_backbone(
+            str(model_name_or_path),
+            model_kwargs=model_kwargs,
+            processor_kwargs=processor_kwargs,
+            config_kwargs=config_kwargs,
+            cache_folder=cache_folder,
+        )
+        self.base_model = base_model or str(model_name_or_path)
+        self.num_layers = _num_decoder_layers(self.auto_model)
+        self._template_set = TemplateSet.coerce(templates)
+        self._max_seq_length = int(max_seq_length)
+        self.layer = layer
+        self._prompt_tokenizer = PromptTokenizer(self.tokenizer, self._template_set, self._max_seq_length)
+
+    # -- configuration -------------------------------------------------------------------------------------------
+
+    @property
+    def layer(self) -> int | list[int]:
+        """The configured output layer(s), as given."""
+        return self._layer
+
+    @layer.setter
+    def layer(self, value: int | Sequence[int]) -> None:
+        self._layers = resolve_layers(value, self.num_layers)
+        self._layer = value if isinstance(value, int) else list(value)
+
+    @property
+    def template_set(self) -> TemplateSet:
+        """The prompt templates every text is wrapped in."""
+        return self._template_set
+
+    @template_set.setter
+    def template_set(self, value: TemplateSpec) -> None:
+        template_set = TemplateSet.coerce(value)
+        self._prompt_tokenizer = PromptTokenizer(self.tokenizer, template_set, self._max_seq_length)
+        self._template_set = template_set
+
+    @property
+    def templates(self) -> dict[str, Any]:
+        """The template set as saved in ``metaeol_config.json``."""
+        return self._template_set.to_dict()
+
+    @property
+    def max_seq_length(self) -> int:
+        """Longest prompt in tokens, template included."""
+        return self._max_seq_length
+
+    @max_seq_length.setter
+    def max_seq_length(self, value: int) -> None:
+        self._prompt_tokenizer = PromptTokenizer(self.tokenizer, self._template_set, int(value))
+        self._max_seq_length = int(value)
+
+    def get_embedding_dimension(self) -> int:
+        """Size of the LLM's hidden state, which is the embedding size."""
+        return int(self.auto_model.config.hidden_size)
+
+    # -- inference -----------------------------------------------------------------------------------------------
+
+    def preprocess(self, inputs: Sequence[str], prompt: str | None = None, **kwargs: Any) -> dict[str, Any]:
+        """Expand each text into its K filled prompts and tokenise them (padded on the tokenizer's side).
+
+        A sentence-transformers ``prompt`` is put in front of the sentence inside the slot, so it never
+        displaces the template.
+        """
+        texts = list(inputs)
+        for index, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise TypeError(
+                    f"MetaEOL embeds strings, but input {index} is a {type(text).__name__}. "
+                    "Fix: pass a string or a list of strings."
+                )
+        batch = self._prompt_tokenizer.tokenize(texts, prefix=prompt or "")
+        padded = self.tokenizer.pad({"input_ids": batch.input_ids}, padding=True, return_tensors="pt")
+        return {
+            "input_ids": padded["input_ids"],
+            "attention_mask": padded["attention_mask"],
+            "num_prompts": batch.num_prompts,
+        }
+
+    def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        """Run the LLM on all prompts and average each text's K last-token states (float32)."""
+        num_prompts = int(features["num_prompts"])
+        with torch.no_grad():
+            states = last_token_states(
+                self.auto_model,
+                features["input_ids"],
+                features["attention_mask"],
+                self._layers,
+                self.num_layers,
+            )
+        per_prompt = states.view(-1, num_prompts, states.shape[-1])
+        features["prompt_embeddings"] = per_prompt
+        features["sentence_embedding"] = per_prompt.mean(dim=1)
+        return features
+
+    # -- persistence ---------------------------------------------------------------------------------------------
+
+    def save(self, output_path: str, *args: Any, safe_serialization: bool = True, **kwargs: Any) -> None:
+        """Write the LLM (safetensors), its tokenizer and ``metaeol_config.json`` into ``output_path``."""
+        self.auto_model.save_pretrained(output_path, safe_serialization=safe_serialization)
+        self.tokenizer.save_pretrained(output_path)
+        self.save_config(output_path)
+        self._declare_requirement(output_path)
+
+    @staticmethod
+    def _declare_requirement(output_path: str) -> None:
+        # The module saves in the model root, next to the folder's config_sentence_transformers.json, which
+        # sentence-transformers writes before the modules. Declaring the package there makes loading without it
+        # fail with an ImportError that names the pip command, before any class lookup.
+        from metaeol_integrations import __version__
+
+        path = os.path.join(output_path, "config_sentence_transformers.json")
+        if not os.path.isfile(path):
+            return
+        with open(path, encoding="utf-8") as handle:
+            config = json.load(handle)
+        config.setdefault("requirements", {})[DISTRIBUTION_NAME] = {
+            "specifier": f">={__version__}",
+            "reason": "The MetaEOL module of this model comes from the metaeol-integrations package.",
+        }
+        with open(path, "w", encoding="utf-8") as handle:
+            json.dump(config, handle, indent=2, sort_keys=True)
+
+    @classmethod
+    def load(
+        cls,
+        model_name_or_path: str,
+        subfolder: str = "",
+        token: bool | str | None = None,
+        cache_folder: str | None = None,
+        revision: str | None = None,
+        local_files_only: bool = False,
+        model_kwargs: dict[str, Any] | None = None,
+        processor_kwargs: dict[str, Any] | None = None,
+        config_kwargs: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> MetaEOL:
+        """Load the module saved in a model folder.
+
+        ``trust_remote_code`` given to ``SentenceTransformer`` only allows importing this class; it is not passed
+        on to the base LLM (pass ``model_kwargs={"trust_remote_code": True}`` for that). Only the known keys of
+        ``metaeol_config.json`` are read, so a folder cannot redirect loading to other files or options.
+        """
+        hub = dict(token=token, cache_folder=cache_folder, revision=revision, local_files_only=local_files_only)
+        config = cls.load_config(model_name_or_path, subfolder=subfolder, **hub)
+        unknown = sorted(set(config) - set(cls.config_keys))
+        if unknown:
+            logger.warning("Ignoring unknown keys %s in %s", unknown, cls.config_file_name)
+        local_path = cls.load_dir_path(model_name_or_path, subfolder=subfolder, **hub)
+        settings = {key: config[key] for key in cls.config_keys if key in config}
+        return cls(
+            local_path,
+            model_kwargs=model_kwargs,
+            processor_kwargs=processor_kwargs,
+            config_kwargs=config_kwargs,
+            cache_folder=cache_folder,
+            **settings,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"MetaEOL(architecture={type(self.auto_model).__name__}, base_model={self.base_model!r}, "
+            f"templates={self._template_set.name!r} ({len(self._template_set)} prompts), layer={self._layer}, "
+            f"max_seq_length={self._max_seq_length})"
+        )

@@ -1,0 +1,79 @@
+"""Turn sentences into token ids of filled prompts, truncating inside the sentence slot only.
+
+A prompt that fits is tokenised exactly as ``tokenizer(prompt)`` would (the paper's code does that), so the
+embedding matches a plain forward pass. A prompt that does not fit keeps the template's head and its
+``in one word:"`` tail: tokens are dropped from the end of the sentence, the sentence is cut at the character
+where the last kept token ends, and the prompt is tokenised again. The result is therefore always the
+tokenisation of a real prompt around a shorter sentence, including any merge across the closing quote.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from transformers import PreTrainedTokenizerBase
+
+from metaeol_integrations.core.templates import PromptTemplate, TemplateSet, preprocess_sentence
+from metaeol_integrations.errors import SequenceLengthError
+
+
+@dataclass(frozen=True)
+class PromptBatch:
+    """Token ids of ``len(texts) * num_prompts`` prompts, text-major (all prompts of text 0 first)."""
+
+    input_ids: list[list[int]]
+    num_prompts: int
+    truncated: list[bool]
+
+
+class PromptTokenizer:
+    """Fills every template with every sentence and tokenises the prompts within ``max_seq_length``."""
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, templates: TemplateSet, max_seq_length: int) -> None:
+        self.tokenizer = tokenizer
+        self.templates = templates
+        self.max_seq_length = int(max_seq_length)
+        self._check_templates_fit()
+
+    def _encode(self, texts: Sequence[str]) -> list[list[int]]:
+        return self.tokenizer(list(texts), add_special_tokens=True)["input_ids"]
+
+    def _check_templates_fit(self) -> None:
+        empty_prompts = [template.fill("") for template in self.templates.templates]
+        longest = max(len(ids) for ids in self._encode(empty_prompts))
+        if self.max_seq_length < longest + 1:
+            raise SequenceLengthError(
+                f"max_seq_length={self.max_seq_length} cannot hold the longest template ({longest} tokens without "
+                f"a sentence) plus one sentence token. Fix: set max_seq_length to at least {longest + 1}."
+            )
+
+    def tokenize(self, texts: Sequence[str], prefix: str = "") -> PromptBatch:
+        """Tokenise all prompts of ``texts``; ``prefix`` (a sentence-transformers prompt) goes inside the slot."""
+        sentences = [preprocess_sentence(text) for text in texts]
+        if prefix:
+            sentences = [prefix + sentence for sentence in sentences]
+        templates = self.templates.templates
+        prompts = [template.fill(sentence) for sentence in sentences for template in templates]
+        input_ids = self._encode(prompts)
+        truncated = [False] * len(prompts)
+        for row, ids in enumerate(input_ids):
+            if len(ids) > self.max_seq_length:
+                sentence = sentences[row // len(templates)]
+                input_ids[row] = self._truncate(templates[row % len(templates)], sentence, len(ids))
+                truncated[row] = True
+        return PromptBatch(input_ids=input_ids, num_prompts=len(templates), truncated=truncated)
+
+    def _truncate(self, template: PromptTemplate, sentence: str, length: int) -> list[int]:
+        """Drop sentence tokens from the end until the filled template fits, keeping the sentence's beginning."""
+        offsets = self.tokenizer(sentence, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+        ends = [end for _, end in offsets]
+        keep = len(ends)
+        while length > self.max_seq_length:
+            # Each pass drops at least one token, so the loop ends; the template check in __init__ guarantees an
+            # empty sentence fits.
+            keep = max(0, min(keep - 1, keep - (length - self.max_seq_length)))
+            cut = ends[keep - 1] if keep > 0 else 0
+            ids = self._encode([template.fill(sentence[:cut])])[0]
+            length = len(ids)
+        return ids

@@ -1,0 +1,34 @@
+"""Typed exceptions raised by metaeol-integrations.
+
+Each message ends with the one-line fix, so that a user reading a traceback knows what to do next.
+"""
+
+from __future__ import annotations
+
+
+class MetaEOLError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class TemplateError(MetaEOLError, ValueError):
+    """A prompt template or template set is malformed (no slot, two slots, empty set...)."""
+
+
+class UnknownModelError(MetaEOLError, ValueError):
+    """A name is neither a preset, a local model folder, nor a ``.gguf`` file."""
+
+
+class ModelNotAvailableError(MetaEOLError, OSError):
+    """The base LLM's weights cannot be found here (offline, gated, or a package is missing)."""
+
+
+class UnsupportedModelError(MetaEOLError, ValueError):
+    """The base model is not a decoder-only (causal) LLM, or its layout is not one we can read layers from."""
+
+
+class LayerError(MetaEOLError, ValueError):
+    """A requested output layer does not exist in the base model."""
+
+
+class SequenceLengthError(MetaEOLError, ValueError):
+    """``max_seq_length`` is too small to hold a template with even one token of the sentence."""

