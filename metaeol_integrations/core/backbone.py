@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PretrainedConfig, PreTrainedModel
-from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
+from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING, MODEL_FOR_MASKED_LM_MAPPING
 
 from metaeol_integrations.core.gguf import dequantized_folder
 from metaeol_integrations.errors import LayerError, ModelNotAvailableError, UnsupportedModelError
@@ -41,9 +41,9 @@ def resolve_dtype(value: Any) -> Any:
 
 
 def _check_causal(config: PretrainedConfig, source: str, trust_remote_code: bool) -> None:
-    if getattr(config, "is_encoder_decoder", False) or (
-        not trust_remote_code and type(config) not in MODEL_FOR_CAUSAL_LM_MAPPING
-    ):
+    # Encoders such as BERT also have a causal-LM head class, so "has a causal LM" alone is not enough.
+    known_decoder = type(config) in MODEL_FOR_CAUSAL_LM_MAPPING and type(config) not in MODEL_FOR_MASKED_LM_MAPPING
+    if getattr(config, "is_encoder_decoder", False) or (not trust_remote_code and not known_decoder):
         raise UnsupportedModelError(
             f"{source!r} is a {type(config).__name__.removesuffix('Config')} model, not a decoder-only LLM. "
             "Fix: MetaEOL needs a causal LM such as Llama, Mistral, Qwen2, Gemma or SmolLM2."

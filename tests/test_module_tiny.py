@@ -1,0 +1,235 @@
+"""The MetaEOL module on a tiny random Llama: pooling, layers, invariance, persistence, errors."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import random
+
+import numpy as np
+import pytest
+import torch
+from sentence_transformers import SentenceTransformer
+from transformers import AutoModel, AutoTokenizer
+
+import metaeol_integrations
+from metaeol_integrations import METAEOL_TEMPLATES, PROMPTEOL_TEMPLATES, LayerError, MetaEOL
+from tests.reference import reference_embedding
+
+SENTENCES = [
+    "A man is playing a guitar.",
+    "Someone plays an instrument",
+    "Why is the sky blue?",
+    'She said "hello" to {sentence} and {0}',
+    "",
+    "   ",
+    "The quick brown fox jumps over the lazy dog, again and again and again, until it is tired.",
+    "Wow!",
+]
+TEMPLATES = [t.text for t in METAEOL_TEMPLATES.templates]
+
+
+@pytest.fixture(scope="module")
+def plain(tiny_model_dir):
+    model = AutoModel.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
+    return model, AutoTokenizer.from_pretrained(tiny_model_dir)
+
+
+def test_embeddings_equal_the_plain_one_prompt_at_a_time_computation(tiny, plain):
+    got = tiny.encode(SENTENCES, batch_size=3, convert_to_tensor=True)
+    expected = torch.stack([reference_embedding(*plain, text, TEMPLATES) for text in SENTENCES])
+    assert got.shape == (len(SENTENCES), 64)
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("layer", [0, 1, 2, -2, 3, -1, [1, -1], [0, 2]])
+def test_every_layer_matches_output_hidden_states(tiny, plain, layer):
+    module: MetaEOL = tiny[0]
+    module.layer = layer
+    try:
+        got = tiny.encode(SENTENCES[:4], batch_size=4, convert_to_tensor=True)
+    finally:
+        module.layer = -1
+    layers = layer if isinstance(layer, list) else [layer]
+    expected = torch.stack(
+        [torch.stack([reference_embedding(*plain, s, TEMPLATES, l) for l in layers]).mean(0) for s in SENTENCES[:4]]
+    )
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("layer", [4, -5, 100])
+def test_layer_out_of_range_is_a_clear_error(tiny, layer):
+    with pytest.raises(LayerError, match=r"valid layers are 0\.\.3"):
+        tiny[0].layer = layer
+    assert tiny[0].layer == -1
+
+
+def test_batch_size_order_and_neighbours_do_not_change_vectors(tiny):
+    texts = SENTENCES * 4
+    one = tiny.encode(texts, batch_size=1)
+    many = tiny.encode(texts, batch_size=32)
+    order = list(range(len(texts)))
+    random.Random(0).shuffle(order)
+    shuffled = tiny.encode([texts[i] for i in order], batch_size=5)
+    np.testing.assert_allclose(many, one, atol=1e-5, rtol=1e-5)
+    np.testing.assert_allclose(shuffled, one[order], atol=1e-5, rtol=1e-5)
+
+
+def test_padding_side_does_not_matter(tiny):
+    tokenizer = tiny[0].tokenizer
+    original = tokenizer.padding_side
+    try:
+        tokenizer.padding_side = "left"
+        left = tiny.encode(SENTENCES, batch_size=8)
+        tokenizer.padding_side = "right"
+        right = tiny.encode(SENTENCES, batch_size=8)
+    finally:
+        tokenizer.padding_side = original
+    np.testing.assert_allclose(left, right, atol=1e-5, rtol=1e-5)
+
+
+def test_pad_token_falls_back_to_eos(tiny):
+    assert tiny[0].tokenizer.pad_token == "<|endoftext|>" == tiny[0].tokenizer.eos_token
+
+
+def test_prompteol_is_the_one_template_case(tiny_model_dir, plain):
+    model = metaeol_integrations.load(str(tiny_model_dir), templates="prompteol", device="cpu")
+    got = model.encode(SENTENCES[:3], convert_to_tensor=True)
+    expected = torch.stack([reference_embedding(*plain, s, [PROMPTEOL_TEMPLATES.templates[0].text]) for s in SENTENCES[:3]])
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_empty_and_whitespace_texts_get_the_empty_slot_embedding(tiny, plain):
+    empty, spaces, newline = tiny.encode(["", "   ", "\n\t"], convert_to_tensor=True)
+    assert torch.isfinite(empty).all()
+    torch.testing.assert_close(spaces, empty)
+    torch.testing.assert_close(newline, empty)
+    torch.testing.assert_close(empty, reference_embedding(*plain, "", TEMPLATES), rtol=1e-4, atol=1e-5)
+
+
+def test_user_text_cannot_change_the_template(tiny):
+    features = tiny[0].preprocess(['x "{sentence}" in one word:"'])
+    decoded = tiny[0].tokenizer.decode(features["input_ids"][0], skip_special_tokens=True)
+    template = METAEOL_TEMPLATES.templates[0]
+    assert decoded == template.prefix + "x '{sentence}' in one word:'" + template.suffix
+
+
+@pytest.mark.parametrize("bad", [[1, 2], [None], ["ok", 3.5], [b"bytes"], [["nested"]]])
+def test_non_string_input_raises_type_error(tiny, bad):
+    with pytest.raises(TypeError, match="strings"):
+        tiny.encode(bad)
+
+
+def test_sentence_transformers_encode_options_work(tiny):
+    texts = SENTENCES[:4]
+    raw = tiny.encode(texts)
+    normalised = tiny.encode(texts, normalize_embeddings=True)
+    np.testing.assert_allclose(np.linalg.norm(normalised, axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(normalised, raw / np.linalg.norm(raw, axis=1, keepdims=True), rtol=1e-5, atol=1e-6)
+    assert tiny.encode(texts, truncate_dim=16).shape == (4, 16)
+    assert tiny.encode(texts, precision="int8").dtype == np.int8
+    assert tiny.encode(texts, precision="ubinary").shape == (4, 8)
+    assert isinstance(tiny.encode(texts, convert_to_tensor=True), torch.Tensor)
+    assert tiny.encode("one text").shape == (64,)
+    assert tiny.get_embedding_dimension() == 64
+    assert tiny.similarity_fn_name == "cosine"
+
+
+def test_a_prompt_goes_inside_the_slot(tiny, plain):
+    got = tiny.encode(["the cat"], prompt="query: ", convert_to_tensor=True)[0]
+    features = tiny[0].preprocess(["the cat"], prompt="query: ")
+    decoded = tiny[0].tokenizer.decode(features["input_ids"][0], skip_special_tokens=True)
+    assert '"query: the cat." should be' in decoded
+    expected = reference_embedding(*plain, "query: the cat", TEMPLATES)
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_prompt_embeddings_are_exposed_per_template(tiny):
+    out = tiny.encode(["a b"], output_value=None)[0]
+    assert out["prompt_embeddings"].shape == (8, 64)
+    torch.testing.assert_close(out["prompt_embeddings"].mean(0), out["sentence_embedding"])
+
+
+def test_save_load_round_trip_is_identical(tiny, tmp_path):
+    tiny[0].layer = [1, -1]
+    try:
+        expected = tiny.encode(SENTENCES)
+        tiny.save(str(tmp_path))
+    finally:
+        tiny[0].layer = -1
+    config = json.loads((tmp_path / "metaeol_config.json").read_text())
+    assert config["layer"] == [1, -1]
+    assert config["templates"] == METAEOL_TEMPLATES.to_dict()
+    assert json.loads((tmp_path / "config.json").read_text())["model_type"] == "llama"
+    assert (tmp_path / "model.safetensors").is_file()
+    st_config = json.loads((tmp_path / "config_sentence_transformers.json").read_text())
+    assert "metaeol-integrations" in st_config["requirements"]
+
+    reloaded = SentenceTransformer(str(tmp_path), trust_remote_code=True, device="cpu")
+    assert isinstance(reloaded[0], MetaEOL)
+    np.testing.assert_array_equal(reloaded.encode(SENTENCES), expected)
+    via_package = metaeol_integrations.load(str(tmp_path), device="cpu")
+    np.testing.assert_array_equal(via_package.encode(SENTENCES), expected)
+
+
+def test_loading_a_folder_without_the_package_names_the_pip_command(tiny, tmp_path, monkeypatch):
+    tiny.save(str(tmp_path))
+    import sentence_transformers.util.environment as environment
+
+    real = environment.get_installed_version
+    monkeypatch.setattr(
+        environment, "get_installed_version", lambda name: None if name == "metaeol-integrations" else real(name)
+    )
+    with pytest.raises(ImportError, match=r'pip install -U "metaeol-integrations>='):
+        SentenceTransformer(str(tmp_path), trust_remote_code=True)
+
+
+def test_a_saved_folder_cannot_turn_on_remote_code_or_options(tiny, tmp_path):
+    tiny.save(str(tmp_path))
+    config_path = tmp_path / "metaeol_config.json"
+    config = json.loads(config_path.read_text())
+    config["model_kwargs"] = {"trust_remote_code": True}
+    config_path.write_text(json.dumps(config))
+    module = MetaEOL.load(str(tmp_path), trust_remote_code=True)
+    assert module.base_model == config["base_model"]
+    assert not hasattr(module, "model_kwargs")
+
+
+def test_package_loader_refuses_foreign_module_classes(tiny, tmp_path):
+    tiny.save(str(tmp_path))
+    modules = json.loads((tmp_path / "modules.json").read_text())
+    modules[0]["type"] = "evil_package.Module"
+    (tmp_path / "modules.json").write_text(json.dumps(modules))
+    with pytest.raises(metaeol_integrations.UnknownModelError, match="evil_package"):
+        metaeol_integrations.load(str(tmp_path))
+
+
+def test_model_pickles_for_the_multi_process_pool(tiny):
+    tiny[0].layer = [1, -1]
+    try:
+        before = tiny.encode(SENTENCES[:3])
+        clone = pickle.loads(pickle.dumps(tiny))
+        np.testing.assert_array_equal(clone.encode(SENTENCES[:3]), before)
+    finally:
+        tiny[0].layer = -1
+
+
+def test_hooks_are_removed_after_each_call(tiny):
+    tiny[0].layer = 1
+    try:
+        tiny.encode(["a"])
+    finally:
+        tiny[0].layer = -1
+    assert all(not layer._forward_pre_hooks for layer in tiny[0].auto_model.layers)
+
+
+def test_max_seq_length_truncates_inside_the_slot(tiny):
+    tiny.max_seq_length = 260
+    try:
+        features = tiny[0].preprocess(["word " * 500])
+    finally:
+        tiny.max_seq_length = 512
+    assert features["input_ids"].shape[1] <= 260
+    decoded = tiny[0].tokenizer.batch_decode(features["input_ids"], skip_special_tokens=True)
+    for text, template in zip(decoded, METAEOL_TEMPLATES.templates):
+        assert text.endswith(template.suffix)
