@@ -233,3 +233,19 @@ def test_max_seq_length_truncates_inside_the_slot(tiny):
     decoded = tiny[0].tokenizer.batch_decode(features["input_ids"], skip_special_tokens=True)
     for text, template in zip(decoded, METAEOL_TEMPLATES.templates):
         assert text.endswith(template.suffix)
+
+
+def test_multi_process_pool_gives_the_same_vectors(tiny):
+    tiny[0].layer = [1, -1]
+    try:
+        expected = tiny.encode(SENTENCES)
+        pooled = tiny.encode(SENTENCES, device=["cpu", "cpu"], chunk_size=3)
+    finally:
+        tiny[0].layer = -1
+    np.testing.assert_allclose(pooled, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_encode_query_and_document_use_the_same_templates_by_default(tiny):
+    texts = SENTENCES[:3]
+    np.testing.assert_allclose(tiny.encode_query(texts), tiny.encode(texts), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(tiny.encode_document(texts), tiny.encode(texts), rtol=1e-6, atol=1e-6)
