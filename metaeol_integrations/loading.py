@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,7 @@ def load(
     name_or_path: str = DEFAULT_PRESET,
     *,
     templates: TemplateSpec | None = None,
+    task_templates: Mapping[str, TemplateSpec] | None = None,
     layer: int | Sequence[int] | None = None,
     max_seq_length: int | None = None,
     model_kwargs: dict[str, Any] | None = None,
@@ -64,12 +65,15 @@ def load(
     """Load a MetaEOL model as a ``SentenceTransformer``.
 
     ``name_or_path`` is a preset name (``metaeol info`` lists them), a saved MetaEOL SentenceTransformer folder,
-    a Hugging Face model folder or hub id of a decoder-only LLM, or a ``.gguf`` file. ``templates``, ``layer`` and
-    ``max_seq_length`` override the preset's or folder's values; ``model_kwargs`` go to ``AutoModel`` (``dtype``,
+    a Hugging Face model folder or hub id of a decoder-only LLM, or a ``.gguf`` file. ``templates``,
+    ``task_templates`` (e.g. ``{"query": "prompteol"}`` for ``encode_query``), ``layer`` and ``max_seq_length``
+    override the preset's or folder's values; ``model_kwargs`` go to ``AutoModel`` (``dtype``,
     ``trust_remote_code``...). Other keywords (``prompts``, ``truncate_dim``, ``similarity_fn_name``...) go to
     ``SentenceTransformer``.
     """
-    options = {"templates": templates, "layer": layer, "max_seq_length": max_seq_length}
+    options = {
+        "templates": templates, "task_templates": task_templates, "layer": layer, "max_seq_length": max_seq_length,
+    }
     overrides = {key: value for key, value in options.items() if value is not None}
     backbone_kwargs = dict(
         model_kwargs=model_kwargs, processor_kwargs=processor_kwargs, config_kwargs=config_kwargs,
@@ -103,6 +107,8 @@ def _apply_overrides(model: SentenceTransformer, overrides: dict[str, Any]) -> N
         raise UnknownModelError(f"The first module of this folder is {type(module).__name__}, not MetaEOL.")
     if "templates" in overrides:
         module.template_set = overrides["templates"]
+    if "task_templates" in overrides:
+        module.task_template_sets = overrides["task_templates"]
     if "layer" in overrides:
         module.layer = overrides["layer"]
     if "max_seq_length" in overrides:

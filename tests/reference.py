@@ -31,3 +31,18 @@ def reference_embedding(model, tokenizer, text: str, templates: list[str], layer
             out = model(input_ids=ids["input_ids"], output_hidden_states=True)
         vectors.append(out.hidden_states[layer][0, -1].float())
     return torch.stack(vectors).mean(0)
+
+
+def assert_batch_invariant(model, texts: list[str], seed: int, rtol: float, atol: float) -> None:
+    """Batch size 1, batch size 32 and a shuffled order with odd batches give the same vectors."""
+    import random
+
+    import numpy as np
+
+    one = model.encode(texts, batch_size=1)
+    many = model.encode(texts, batch_size=32)
+    order = list(range(len(texts)))
+    random.Random(seed).shuffle(order)
+    shuffled = model.encode([texts[i] for i in order], batch_size=3)
+    np.testing.assert_allclose(many, one, rtol=rtol, atol=atol)
+    np.testing.assert_allclose(shuffled, one[order], rtol=rtol, atol=atol)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import pickle
-import random
 
 import numpy as np
 import pytest
@@ -14,7 +13,7 @@ from transformers import AutoModel, AutoTokenizer
 
 import metaeol_integrations
 from metaeol_integrations import METAEOL_TEMPLATES, PROMPTEOL_TEMPLATES, LayerError, MetaEOL
-from tests.reference import reference_embedding
+from tests.reference import assert_batch_invariant, reference_embedding
 
 SENTENCES = [
     "A man is playing a guitar.",
@@ -65,14 +64,7 @@ def test_layer_out_of_range_is_a_clear_error(tiny, layer):
 
 
 def test_batch_size_order_and_neighbours_do_not_change_vectors(tiny):
-    texts = SENTENCES * 4
-    one = tiny.encode(texts, batch_size=1)
-    many = tiny.encode(texts, batch_size=32)
-    order = list(range(len(texts)))
-    random.Random(0).shuffle(order)
-    shuffled = tiny.encode([texts[i] for i in order], batch_size=5)
-    np.testing.assert_allclose(many, one, atol=1e-5, rtol=1e-5)
-    np.testing.assert_allclose(shuffled, one[order], atol=1e-5, rtol=1e-5)
+    assert_batch_invariant(tiny, SENTENCES * 4, seed=0, rtol=1e-5, atol=1e-5)
 
 
 def test_padding_side_does_not_matter(tiny):
@@ -249,3 +241,29 @@ def test_encode_query_and_document_use_the_same_templates_by_default(tiny):
     texts = SENTENCES[:3]
     np.testing.assert_allclose(tiny.encode_query(texts), tiny.encode(texts), rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(tiny.encode_document(texts), tiny.encode(texts), rtol=1e-6, atol=1e-6)
+
+
+def test_query_templates_apply_to_encode_query_only(tiny_model_dir, plain, tmp_path):
+    model = metaeol_integrations.load(str(tiny_model_dir), task_templates={"query": "prompteol"}, device="cpu")
+    text = ["where is the cat"]
+    query = model.encode_query(text, convert_to_tensor=True)[0]
+    document = model.encode_document(text, convert_to_tensor=True)[0]
+    torch.testing.assert_close(
+        query, reference_embedding(*plain, text[0], [PROMPTEOL_TEMPLATES.templates[0].text]), rtol=1e-4, atol=1e-5
+    )
+    torch.testing.assert_close(document, reference_embedding(*plain, text[0], TEMPLATES), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(model.encode(text, convert_to_tensor=True)[0], document)
+
+    model.save(str(tmp_path))
+    reloaded = SentenceTransformer(str(tmp_path), trust_remote_code=True, device="cpu")
+    assert reloaded[0].task_template_sets == {"query": PROMPTEOL_TEMPLATES}
+    np.testing.assert_array_equal(reloaded.encode_query(text), model.encode_query(text))
+
+
+def test_a_rejected_setting_leaves_the_module_unchanged(tiny):
+    module: MetaEOL = tiny[0]
+    with pytest.raises(metaeol_integrations.TemplateError):
+        module.task_template_sets = {"query": "no slot"}
+    with pytest.raises(metaeol_integrations.SequenceLengthError):
+        module.max_seq_length = 10
+    assert module.task_template_sets == {} and module.max_seq_length == 512

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import random
-
 import numpy as np
 import pytest
 import torch
@@ -12,7 +10,7 @@ from sentence_transformers import SentenceTransformer
 import metaeol_integrations
 from metaeol_integrations import METAEOL_TEMPLATES
 from metaeol_integrations.cli.main import main as cli_main
-from tests.reference import reference_embedding
+from tests.reference import assert_batch_invariant, reference_embedding
 
 SENTENCES = [
     "A man is playing a guitar.",
@@ -42,13 +40,7 @@ def test_dequantised_cache_tokenises_like_the_gguf(smollm2, smollm2_reference):
 
 def test_batch_size_and_order_do_not_change_vectors(smollm2):
     texts = SENTENCES + ["Short.", "A somewhat longer sentence that is about the weather and the mountains."]
-    one = smollm2.encode(texts, batch_size=1)
-    many = smollm2.encode(texts, batch_size=32)
-    order = list(range(len(texts)))
-    random.Random(1).shuffle(order)
-    shuffled = smollm2.encode([texts[i] for i in order], batch_size=3)
-    np.testing.assert_allclose(many, one, rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(shuffled, one[order], rtol=1e-4, atol=1e-5)
+    assert_batch_invariant(smollm2, texts, seed=1, rtol=1e-4, atol=1e-5)
 
 
 def test_similar_sentences_are_closer_than_unrelated_ones(smollm2):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -13,7 +13,7 @@ from sentence_transformers.base.modules import InputModule
 
 from metaeol_integrations.core.backbone import decoder_layers, last_token_states, load_backbone, resolve_layers
 from metaeol_integrations.core.templates import TemplateSet, TemplateSpec
-from metaeol_integrations.core.tokenization import PromptTokenizer
+from metaeol_integrations.core.tokenization import PromptTokenizer, pad_batch
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +32,8 @@ class MetaEOL(InputModule):
         model_name_or_path: The base decoder-only LLM: a local folder, a ``.gguf`` file, or a hub id.
         templates: A :class:`TemplateSet`, ``"metaeol"`` (the paper's 8 templates), ``"prompteol"``, a dict
             ``{meta_task: [template, ...]}`` or a list of templates, each with one ``{sentence}`` slot.
+        task_templates: Template sets for sentence-transformers tasks, e.g. ``{"query": "prompteol"}``: texts encoded
+            with ``encode_query`` (task "query") use that set, all others the default ``templates``.
         layer: Output layer in ``transformers``' ``hidden_states`` numbering (``-1`` = final normed output, as in
             the paper's code), or a list of layers whose states are averaged.
         max_seq_length: Longest prompt in tokens; longer prompts lose tokens from the end of the sentence only.
@@ -43,7 +45,7 @@ class MetaEOL(InputModule):
         base_model: Where the weights originally came from, kept as information in the saved config.
     """
 
-    config_keys = ["templates", "layer", "max_seq_length", "base_model"]
+    config_keys = ["templates", "task_templates", "layer", "max_seq_length", "base_model"]
     config_file_name = "metaeol_config.json"
     save_in_root = True
 
@@ -52,6 +54,7 @@ class MetaEOL(InputModule):
         model_name_or_path: str,
         *,
         templates: TemplateSpec = "metaeol",
+        task_templates: Mapping[str, TemplateSpec] | None = None,
         layer: int | Sequence[int] = -1,
         max_seq_length: int = 512,
         model_kwargs: dict[str, Any] | None = None,
@@ -70,10 +73,17 @@ class MetaEOL(InputModule):
         )
         self.base_model = base_model or str(model_name_or_path)
         self.num_layers = _num_decoder_layers(self.auto_model)
-        self._template_set = TemplateSet.coerce(templates)
-        self._max_seq_length = int(max_seq_length)
         self.layer = layer
-        self._prompt_tokenizer = PromptTokenizer(self.tokenizer, self._template_set, self._max_seq_length)
+        self._configure(templates, task_templates or {}, int(max_seq_length))
+
+    def _configure(self, templates: TemplateSpec, task_templates: Mapping[str, TemplateSpec], max_seq_length: int) -> None:
+        """Validate everything first, then swap it in, so a rejected setting leaves the module unchanged."""
+        default = TemplateSet.coerce(templates)
+        by_task = {task: TemplateSet.coerce(spec) for task, spec in task_templates.items()}
+        prompt_tokenizers = {task: PromptTokenizer(self.tokenizer, s, max_seq_length) for task, s in by_task.items()}
+        self._prompt_tokenizer = PromptTokenizer(self.tokenizer, default, max_seq_length)
+        self._task_prompt_tokenizers = prompt_tokenizers
+        self._template_set, self._task_template_sets, self._max_seq_length = default, by_task, max_seq_length
 
     # -- configuration -------------------------------------------------------------------------------------------
 
@@ -89,19 +99,31 @@ class MetaEOL(InputModule):
 
     @property
     def template_set(self) -> TemplateSet:
-        """The prompt templates every text is wrapped in."""
+        """The prompt templates every text is wrapped in (unless its task has its own)."""
         return self._template_set
 
     @template_set.setter
     def template_set(self, value: TemplateSpec) -> None:
-        template_set = TemplateSet.coerce(value)
-        self._prompt_tokenizer = PromptTokenizer(self.tokenizer, template_set, self._max_seq_length)
-        self._template_set = template_set
+        self._configure(value, self._task_template_sets, self._max_seq_length)
+
+    @property
+    def task_template_sets(self) -> dict[str, TemplateSet]:
+        """Template sets used instead of the default one for a sentence-transformers ``task`` (e.g. "query")."""
+        return dict(self._task_template_sets)
+
+    @task_template_sets.setter
+    def task_template_sets(self, value: Mapping[str, TemplateSpec]) -> None:
+        self._configure(self._template_set, value or {}, self._max_seq_length)
 
     @property
     def templates(self) -> dict[str, Any]:
-        """The template set as saved in ``metaeol_config.json``."""
+        """The default template set as saved in ``metaeol_config.json``."""
         return self._template_set.to_dict()
+
+    @property
+    def task_templates(self) -> dict[str, Any]:
+        """The per-task template sets as saved in ``metaeol_config.json``."""
+        return {task: template_set.to_dict() for task, template_set in self._task_template_sets.items()}
 
     @property
     def max_seq_length(self) -> int:
@@ -110,8 +132,7 @@ class MetaEOL(InputModule):
 
     @max_seq_length.setter
     def max_seq_length(self, value: int) -> None:
-        self._prompt_tokenizer = PromptTokenizer(self.tokenizer, self._template_set, int(value))
-        self._max_seq_length = int(value)
+        self._configure(self._template_set, self._task_template_sets, int(value))
 
     def get_embedding_dimension(self) -> int:
         """Size of the LLM's hidden state, which is the embedding size."""
@@ -119,11 +140,14 @@ class MetaEOL(InputModule):
 
     # -- inference -----------------------------------------------------------------------------------------------
 
-    def preprocess(self, inputs: Sequence[str], prompt: str | None = None, **kwargs: Any) -> dict[str, Any]:
+    def preprocess(
+        self, inputs: Sequence[str], prompt: str | None = None, task: str | None = None, **kwargs: Any
+    ) -> dict[str, Any]:
         """Expand each text into its K filled prompts and tokenise them (padded on the tokenizer's side).
 
         A sentence-transformers ``prompt`` is put in front of the sentence inside the slot, so it never
-        displaces the template.
+        displaces the template. ``task`` (``encode_query`` passes "query", ``encode_document`` "document")
+        selects that task's template set when one is configured, else the default set.
         """
         texts = list(inputs)
         for index, text in enumerate(texts):
@@ -132,13 +156,10 @@ class MetaEOL(InputModule):
                     f"MetaEOL embeds strings, but input {index} is a {type(text).__name__}. "
                     "Fix: pass a string or a list of strings."
                 )
-        batch = self._prompt_tokenizer.tokenize(texts, prefix=prompt or "")
-        padded = self.tokenizer.pad({"input_ids": batch.input_ids}, padding=True, return_tensors="pt")
-        return {
-            "input_ids": padded["input_ids"],
-            "attention_mask": padded["attention_mask"],
-            "num_prompts": batch.num_prompts,
-        }
+        prompt_tokenizer = self._task_prompt_tokenizers.get(task, self._prompt_tokenizer) if task else self._prompt_tokenizer
+        batch = prompt_tokenizer.tokenize(texts, prefix=prompt or "")
+        padded = pad_batch(batch.input_ids, self.tokenizer.pad_token_id, self.tokenizer.padding_side)
+        return {**padded, "num_prompts": batch.num_prompts}
 
     def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         """Run the LLM on all prompts and average each text's K last-token states (float32)."""
@@ -223,6 +244,7 @@ class MetaEOL(InputModule):
     def __repr__(self) -> str:
         return (
             f"MetaEOL(architecture={type(self.auto_model).__name__}, base_model={self.base_model!r}, "
-            f"templates={self._template_set.name!r} ({len(self._template_set)} prompts), layer={self._layer}, "
+            f"templates={self._template_set.name!r} ({len(self._template_set)} prompts), "
+            f"task_templates={sorted(self._task_template_sets)}, layer={self._layer}, "
             f"max_seq_length={self._max_seq_length})"
         )

@@ -9,9 +9,12 @@ tokenisation of a real prompt around a shorter sentence, including any merge acr
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
+import torch
 from transformers import PreTrainedTokenizerBase
 
 from metaeol_integrations.core.templates import PromptTemplate, TemplateSet, preprocess_sentence
@@ -34,10 +37,23 @@ class PromptTokenizer:
         self.tokenizer = tokenizer
         self.templates = templates
         self.max_seq_length = int(max_seq_length)
+        # Rust tokenizers raise "Already borrowed" when two threads use one tokenizer and either changes its
+        # settings; a shared model must survive concurrent encode calls.
+        self._lock = threading.Lock()
         self._check_templates_fit()
 
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        del state["_lock"]  # locks do not pickle; the multi-process pool pickles the model
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
     def _encode(self, texts: Sequence[str]) -> list[list[int]]:
-        return self.tokenizer(list(texts), add_special_tokens=True)["input_ids"]
+        with self._lock:
+            return self.tokenizer(list(texts), add_special_tokens=True)["input_ids"]
 
     def _check_templates_fit(self) -> None:
         empty_prompts = [template.fill("") for template in self.templates.templates]
@@ -66,7 +82,8 @@ class PromptTokenizer:
 
     def _truncate(self, template: PromptTemplate, sentence: str, length: int) -> list[int]:
         """Drop sentence tokens from the end until the filled template fits, keeping the sentence's beginning."""
-        offsets = self.tokenizer(sentence, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+        with self._lock:
+            offsets = self.tokenizer(sentence, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
         ends = [end for _, end in offsets]
         keep = len(ends)
         while length > self.max_seq_length:
@@ -77,3 +94,15 @@ class PromptTokenizer:
             ids = self._encode([template.fill(sentence[:cut])])[0]
             length = len(ids)
         return ids
+
+
+def pad_batch(input_ids: Sequence[Sequence[int]], pad_id: int, side: str) -> dict[str, torch.Tensor]:
+    """Pad rows to one length on ``side`` ("left" or "right"); the mask marks real tokens."""
+    width = max(len(ids) for ids in input_ids)
+    ids_tensor = torch.full((len(input_ids), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(input_ids), width), dtype=torch.long)
+    for row, ids in enumerate(input_ids):
+        span = slice(width - len(ids), width) if side == "left" else slice(0, len(ids))
+        ids_tensor[row, span] = torch.tensor(ids, dtype=torch.long)
+        mask[row, span] = 1
+    return {"input_ids": ids_tensor, "attention_mask": mask}
