@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
+import functools
 import importlib.util
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -38,12 +42,17 @@ def build_tiny_tokenizer():
     return PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token="<|endoftext|>")
 
 
-@pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory) -> Path:
-    """A 3-layer random LlamaForCausalLM saved as safetensors, like a real checkpoint folder."""
+@functools.lru_cache(maxsize=1)
+def tiny_model_path() -> Path:
+    """A 3-layer random LlamaForCausalLM saved as safetensors, like a real checkpoint folder (built once per run).
+
+    A plain function as well as a fixture because LangChain's standard suites take their parameters from
+    properties, which cannot request fixtures.
+    """
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    folder = tmp_path_factory.mktemp("tiny-llama")
+    folder = Path(tempfile.mkdtemp(prefix="metaeol-tiny-llama-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
     tokenizer = build_tiny_tokenizer()
     config = LlamaConfig(
         vocab_size=len(tokenizer),
@@ -61,6 +70,12 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     LlamaForCausalLM(config).save_pretrained(folder, safe_serialization=True)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir() -> Path:
+    """Path of the tiny random Llama folder."""
+    return tiny_model_path()
 
 
 @pytest.fixture(scope="session")

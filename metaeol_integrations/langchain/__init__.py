@@ -1,0 +1,14 @@
+"""LangChain integration: :class:`MetaEOLEmbeddings`, an ``Embeddings`` (extra ``langchain``)."""
+
+from __future__ import annotations
+
+try:
+    import langchain_core  # noqa: F401
+except ImportError as error:  # exercised in a subprocess test
+    from metaeol_integrations._extras import missing_extra
+
+    raise missing_extra("langchain", "langchain-core") from error
+
+from metaeol_integrations.langchain.embeddings import MetaEOLEmbeddings
+
+__all__ = ["MetaEOLEmbeddings"]
