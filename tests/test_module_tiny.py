@@ -267,3 +267,18 @@ def test_a_rejected_setting_leaves_the_module_unchanged(tiny):
     with pytest.raises(metaeol_integrations.SequenceLengthError):
         module.max_seq_length = 10
     assert module.task_template_sets == {} and module.max_seq_length == 512
+
+
+def test_threads_sharing_one_model_get_sequential_vectors(tiny):
+    from concurrent.futures import ThreadPoolExecutor
+
+    tiny[0].layer = [1, -1]  # the hook path is the one that must keep threads apart
+    try:
+        batches = [SENTENCES[i:] + SENTENCES[:i] for i in range(8)]
+        expected = [tiny.encode(batch, batch_size=3) for batch in batches]
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            results = list(pool.map(lambda batch: tiny.encode(batch, batch_size=3), batches))
+    finally:
+        tiny[0].layer = -1
+    for got, want in zip(results, expected):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)

@@ -156,7 +156,7 @@ class MetaEOL(InputModule):
                     f"MetaEOL embeds strings, but input {index} is a {type(text).__name__}. "
                     "Fix: pass a string or a list of strings."
                 )
-        prompt_tokenizer = self._task_prompt_tokenizers.get(task, self._prompt_tokenizer) if task else self._prompt_tokenizer
+        prompt_tokenizer = self._task_prompt_tokenizers.get(task, self._prompt_tokenizer)
         batch = prompt_tokenizer.tokenize(texts, prefix=prompt or "")
         padded = pad_batch(batch.input_ids, self.tokenizer.pad_token_id, self.tokenizer.padding_side)
         return {**padded, "num_prompts": batch.num_prompts}

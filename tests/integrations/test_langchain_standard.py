@@ -9,7 +9,9 @@ from metaeol_integrations.langchain import MetaEOLEmbeddings
 from tests.conftest import tiny_model_path
 
 
-class TestMetaEOLEmbeddingsUnit(EmbeddingsUnitTests):
+class _OnTinyModel:
+    """What both suites need: the class under test and how to build it."""
+
     @property
     def embeddings_class(self) -> type[MetaEOLEmbeddings]:
         return MetaEOLEmbeddings
@@ -19,11 +21,9 @@ class TestMetaEOLEmbeddingsUnit(EmbeddingsUnitTests):
         return {"model": str(tiny_model_path()), "model_kwargs": {"device": "cpu"}}
 
 
-class TestMetaEOLEmbeddingsIntegration(EmbeddingsIntegrationTests):
-    @property
-    def embeddings_class(self) -> type[MetaEOLEmbeddings]:
-        return MetaEOLEmbeddings
+class TestMetaEOLEmbeddingsUnit(_OnTinyModel, EmbeddingsUnitTests):
+    pass
 
-    @property
-    def embedding_model_params(self) -> dict:
-        return {"model": str(tiny_model_path()), "model_kwargs": {"device": "cpu"}}
+
+class TestMetaEOLEmbeddingsIntegration(_OnTinyModel, EmbeddingsIntegrationTests):
+    pass
