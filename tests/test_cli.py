@@ -55,8 +55,15 @@ def test_encode_writes_npy_and_jsonl_from_file_and_stdin(tiny_model_dir, tmp_pat
 
 def test_encode_options_reach_the_model(tiny_model_dir, tmp_path):
     out_file = tmp_path / "o.jsonl"
-    code, _ = run(["encode", "--model", str(tiny_model_dir), "--layer", "1,-1", "--templates", "prompteol", "x", "-o", str(out_file)])
-    assert code == 0 and len(out_file.read_text().splitlines()) == 1
+    code, _ = run(["encode", "--model", str(tiny_model_dir), "--layer=-2,-1", "--templates", "prompteol", "x", "-o", str(out_file)])
+    assert code == 0
+    (row,) = [json.loads(line) for line in out_file.read_text().splitlines()]
+    import metaeol_integrations
+
+    expected = metaeol_integrations.load(str(tiny_model_dir), layer=[-2, -1], templates="prompteol").encode("x")
+    default = metaeol_integrations.load(str(tiny_model_dir)).encode("x")
+    np.testing.assert_allclose(row["embedding"], expected, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(row["embedding"], default, rtol=1e-3)
 
 
 def test_errors_are_reported_without_a_traceback(capsys):

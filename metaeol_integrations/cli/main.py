@@ -37,7 +37,7 @@ def _add_model_options(parser: argparse.ArgumentParser, with_model: bool = True)
     if with_model:
         parser.add_argument("--model", default=DEFAULT_PRESET, help=f"preset, model folder or .gguf file (default: {DEFAULT_PRESET})")
     parser.add_argument("--templates", type=_templates, help="metaeol, prompteol, or a JSON file {meta_task: [template, ...]}")
-    parser.add_argument("--layer", type=_layers, help="output layer, or comma-separated layers to average (-1 = last)")
+    parser.add_argument("--layer", type=_layers, help="output layer, or comma-separated layers to average; -1 = last (write negative lists as --layer=-2,-1)")
     parser.add_argument("--max-seq-length", type=int, help="longest prompt in tokens (the sentence is truncated inside its slot)")
     parser.add_argument("--dtype", help="float32 (default), bfloat16 or float16")
     parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: best available)")
