@@ -174,12 +174,16 @@ def last_token_states(
     attention_mask: torch.Tensor,
     layers: tuple[int, ...],
     num_layers: int,
+    pass_position_ids: bool = True,
 ) -> torch.Tensor:
-    """Hidden states of each row's last real token, averaged over ``layers``; shape ``(rows, hidden)``, float32."""
+    """Hidden states of each row's last real token, averaged over ``layers``; shape ``(rows, hidden)``, float32.
+
+    ``pass_position_ids`` (see :func:`accepts_position_ids`) sends positions counted over real tokens.
+    """
     rows = torch.arange(input_ids.shape[0], device=input_ids.device)
     last = last_token_index(attention_mask)
     inputs: dict[str, torch.Tensor] = {"input_ids": input_ids, "attention_mask": attention_mask}
-    if accepts_position_ids(model):
+    if pass_position_ids:
         inputs["position_ids"] = position_ids_from_mask(attention_mask)
 
     captured: dict[int, torch.Tensor] = {}

@@ -11,7 +11,13 @@ from typing import Any
 import torch
 from sentence_transformers.base.modules import InputModule
 
-from metaeol_integrations.core.backbone import decoder_layers, last_token_states, load_backbone, resolve_layers
+from metaeol_integrations.core.backbone import (
+    accepts_position_ids,
+    decoder_layers,
+    last_token_states,
+    load_backbone,
+    resolve_layers,
+)
 from metaeol_integrations.core.templates import TemplateSet, TemplateSpec
 from metaeol_integrations.core.tokenization import PromptTokenizer, pad_batch
 
@@ -73,6 +79,7 @@ class MetaEOL(InputModule):
         )
         self.base_model = base_model or str(model_name_or_path)
         self.num_layers = _num_decoder_layers(self.auto_model)
+        self._pass_position_ids = accepts_position_ids(self.auto_model)
         self.layer = layer
         self._configure(templates, task_templates or {}, int(max_seq_length))
 
@@ -171,6 +178,7 @@ class MetaEOL(InputModule):
                 features["attention_mask"],
                 self._layers,
                 self.num_layers,
+                self._pass_position_ids,
             )
         per_prompt = states.view(-1, num_prompts, states.shape[-1])
         features["prompt_embeddings"] = per_prompt
