@@ -84,13 +84,17 @@ class MetaEOL(InputModule):
         self._configure(templates, task_templates or {}, int(max_seq_length))
 
     def _configure(self, templates: TemplateSpec, task_templates: Mapping[str, TemplateSpec], max_seq_length: int) -> None:
-        """Validate everything first, then swap it in, so a rejected setting leaves the module unchanged."""
-        default = TemplateSet.coerce(templates)
-        by_task = {task: TemplateSet.coerce(spec) for task, spec in task_templates.items()}
-        prompt_tokenizers = {task: PromptTokenizer(self.tokenizer, s, max_seq_length) for task, s in by_task.items()}
-        self._prompt_tokenizer = PromptTokenizer(self.tokenizer, default, max_seq_length)
-        self._task_prompt_tokenizers = prompt_tokenizers
-        self._template_set, self._task_template_sets, self._max_seq_length = default, by_task, max_seq_length
+        """Validate everything first, then swap it in, so a rejected setting leaves the module unchanged.
+
+        The prompt tokenizers are the only copy of the template sets and ``max_seq_length``; the properties read
+        them from there.
+        """
+        by_task = {
+            task: PromptTokenizer(self.tokenizer, TemplateSet.coerce(spec), max_seq_length)
+            for task, spec in task_templates.items()
+        }
+        default = PromptTokenizer(self.tokenizer, TemplateSet.coerce(templates), max_seq_length)
+        self._prompt_tokenizer, self._task_prompt_tokenizers = default, by_task
 
     # -- configuration -------------------------------------------------------------------------------------------
 
@@ -107,39 +111,39 @@ class MetaEOL(InputModule):
     @property
     def template_set(self) -> TemplateSet:
         """The prompt templates every text is wrapped in (unless its task has its own)."""
-        return self._template_set
+        return self._prompt_tokenizer.templates
 
     @template_set.setter
     def template_set(self, value: TemplateSpec) -> None:
-        self._configure(value, self._task_template_sets, self._max_seq_length)
+        self._configure(value, self.task_template_sets, self.max_seq_length)
 
     @property
     def task_template_sets(self) -> dict[str, TemplateSet]:
         """Template sets used instead of the default one for a sentence-transformers ``task`` (e.g. "query")."""
-        return dict(self._task_template_sets)
+        return {task: prompts.templates for task, prompts in self._task_prompt_tokenizers.items()}
 
     @task_template_sets.setter
     def task_template_sets(self, value: Mapping[str, TemplateSpec]) -> None:
-        self._configure(self._template_set, value or {}, self._max_seq_length)
+        self._configure(self.template_set, value or {}, self.max_seq_length)
 
     @property
     def templates(self) -> dict[str, Any]:
         """The default template set as saved in ``metaeol_config.json``."""
-        return self._template_set.to_dict()
+        return self.template_set.to_dict()
 
     @property
     def task_templates(self) -> dict[str, Any]:
         """The per-task template sets as saved in ``metaeol_config.json``."""
-        return {task: template_set.to_dict() for task, template_set in self._task_template_sets.items()}
+        return {task: template_set.to_dict() for task, template_set in self.task_template_sets.items()}
 
     @property
     def max_seq_length(self) -> int:
         """Longest prompt in tokens, template included."""
-        return self._max_seq_length
+        return self._prompt_tokenizer.max_seq_length
 
     @max_seq_length.setter
     def max_seq_length(self, value: int) -> None:
-        self._configure(self._template_set, self._task_template_sets, int(value))
+        self._configure(self.template_set, self.task_template_sets, int(value))
 
     def get_embedding_dimension(self) -> int:
         """Size of the LLM's hidden state, which is the embedding size."""
@@ -252,7 +256,7 @@ class MetaEOL(InputModule):
     def __repr__(self) -> str:
         return (
             f"MetaEOL(architecture={type(self.auto_model).__name__}, base_model={self.base_model!r}, "
-            f"templates={self._template_set.name!r} ({len(self._template_set)} prompts), "
-            f"task_templates={sorted(self._task_template_sets)}, layer={self._layer}, "
-            f"max_seq_length={self._max_seq_length})"
+            f"templates={self.template_set.name!r} ({len(self.template_set)} prompts), "
+            f"task_templates={sorted(self._task_prompt_tokenizers)}, layer={self._layer}, "
+            f"max_seq_length={self.max_seq_length})"
         )
