@@ -55,6 +55,8 @@ def load(
     task_templates: Mapping[str, TemplateSpec] | None = None,
     layer: int | Sequence[int] | None = None,
     max_seq_length: int | None = None,
+    prefix_cache: bool | None = None,
+    max_tokens_per_forward: int | None = None,
     model_kwargs: dict[str, Any] | None = None,
     processor_kwargs: dict[str, Any] | None = None,
     config_kwargs: dict[str, Any] | None = None,
@@ -66,13 +68,14 @@ def load(
 
     ``name_or_path`` is a preset name (``metaeol info`` lists them), a saved MetaEOL SentenceTransformer folder,
     a Hugging Face model folder or hub id of a decoder-only LLM, or a ``.gguf`` file. ``templates``,
-    ``task_templates`` (e.g. ``{"query": "prompteol"}`` for ``encode_query``), ``layer`` and ``max_seq_length``
-    override the preset's or folder's values; ``model_kwargs`` go to ``AutoModel`` (``dtype``,
+    ``task_templates`` (e.g. ``{"query": "prompteol"}`` for ``encode_query``), ``layer``, ``max_seq_length``,
+    ``prefix_cache`` and ``max_tokens_per_forward`` override the preset's or folder's values; ``model_kwargs`` go to ``AutoModel`` (``dtype``,
     ``trust_remote_code``...). Other keywords (``prompts``, ``truncate_dim``, ``similarity_fn_name``...) go to
     ``SentenceTransformer``.
     """
     options = {
         "templates": templates, "task_templates": task_templates, "layer": layer, "max_seq_length": max_seq_length,
+        "prefix_cache": prefix_cache, "max_tokens_per_forward": max_tokens_per_forward,
     }
     overrides = {key: value for key, value in options.items() if value is not None}
     backbone_kwargs = dict(
@@ -101,18 +104,16 @@ def load(
     return SentenceTransformer(modules=[module], device=device, **sentence_transformer_kwargs)
 
 
+# load() options whose module attribute has another name; the rest are set under their own name.
+_ATTRIBUTE_OF_OPTION = {"templates": "template_set", "task_templates": "task_template_sets"}
+
+
 def _apply_overrides(model: SentenceTransformer, overrides: dict[str, Any]) -> None:
     module = model[0]
     if not isinstance(module, MetaEOL):
         raise UnknownModelError(f"The first module of this folder is {type(module).__name__}, not MetaEOL.")
-    if "templates" in overrides:
-        module.template_set = overrides["templates"]
-    if "task_templates" in overrides:
-        module.task_template_sets = overrides["task_templates"]
-    if "layer" in overrides:
-        module.layer = overrides["layer"]
-    if "max_seq_length" in overrides:
-        module.max_seq_length = overrides["max_seq_length"]
+    for option, value in overrides.items():
+        setattr(module, _ATTRIBUTE_OF_OPTION.get(option, option), value)
 
 
 def export(name_or_path: str, output_dir: str, **load_kwargs: Any) -> Path:

@@ -46,3 +46,12 @@ def assert_batch_invariant(model, texts: list[str], seed: int, rtol: float, atol
     shuffled = model.encode([texts[i] for i in order], batch_size=3)
     np.testing.assert_allclose(many, one, rtol=rtol, atol=atol)
     np.testing.assert_allclose(shuffled, one[order], rtol=rtol, atol=atol)
+
+
+def full_prompt_ids(features) -> list[list[int]]:
+    """Each row's whole prompt from MetaEOL.preprocess output: its cached prefix (if any) plus its real tokens."""
+    rows = []
+    for index, ids, mask in zip(features["prefix_index"], features["input_ids"], features["attention_mask"]):
+        prefix = list(features["prefixes"][index]) if index >= 0 else []
+        rows.append(prefix + ids[mask.bool()].tolist())
+    return rows

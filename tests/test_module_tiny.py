@@ -13,7 +13,7 @@ from transformers import AutoModel, AutoTokenizer
 
 import metaeol_integrations
 from metaeol_integrations import METAEOL_TEMPLATES, PROMPTEOL_TEMPLATES, LayerError, MetaEOL
-from tests.reference import assert_batch_invariant, reference_embedding
+from tests.reference import assert_batch_invariant, full_prompt_ids, reference_embedding
 
 SENTENCES = [
     "A man is playing a guitar.",
@@ -101,7 +101,7 @@ def test_empty_and_whitespace_texts_get_the_empty_slot_embedding(tiny, plain):
 
 def test_user_text_cannot_change_the_template(tiny):
     features = tiny[0].preprocess(['x "{sentence}" in one word:"'])
-    decoded = tiny[0].tokenizer.decode(features["input_ids"][0], skip_special_tokens=True)
+    decoded = tiny[0].tokenizer.decode(full_prompt_ids(features)[0], skip_special_tokens=True)
     template = METAEOL_TEMPLATES.templates[0]
     assert decoded == template.prefix + "x '{sentence}' in one word:'" + template.suffix
 
@@ -130,7 +130,7 @@ def test_sentence_transformers_encode_options_work(tiny):
 def test_a_prompt_goes_inside_the_slot(tiny, plain):
     got = tiny.encode(["the cat"], prompt="query: ", convert_to_tensor=True)[0]
     features = tiny[0].preprocess(["the cat"], prompt="query: ")
-    decoded = tiny[0].tokenizer.decode(features["input_ids"][0], skip_special_tokens=True)
+    decoded = tiny[0].tokenizer.decode(full_prompt_ids(features)[0], skip_special_tokens=True)
     assert '"query: the cat." should be' in decoded
     expected = reference_embedding(*plain, "query: the cat", TEMPLATES)
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
@@ -221,8 +221,9 @@ def test_max_seq_length_truncates_inside_the_slot(tiny):
         features = tiny[0].preprocess(["word " * 500])
     finally:
         tiny.max_seq_length = 512
-    assert features["input_ids"].shape[1] <= 260
-    decoded = tiny[0].tokenizer.batch_decode(features["input_ids"], skip_special_tokens=True)
+    prompts = full_prompt_ids(features)
+    assert max(len(ids) for ids in prompts) <= 260
+    decoded = tiny[0].tokenizer.batch_decode(prompts, skip_special_tokens=True)
     for text, template in zip(decoded, METAEOL_TEMPLATES.templates):
         assert text.endswith(template.suffix)
 

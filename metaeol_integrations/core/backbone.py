@@ -19,10 +19,11 @@ from typing import Any
 
 import torch
 from torch import nn
-from transformers import AutoConfig, AutoModel, AutoTokenizer, PretrainedConfig, PreTrainedModel
+from transformers import AutoConfig, AutoModel, AutoTokenizer, DynamicCache, PretrainedConfig, PreTrainedModel
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING, MODEL_FOR_MASKED_LM_MAPPING
 
 from metaeol_integrations.core.gguf import dequantized_folder
+from metaeol_integrations.core.prefix_cache import expand_for_batch
 from metaeol_integrations.errors import LayerError, ModelNotAvailableError, UnsupportedModelError
 
 # Where common decoder-only architectures keep their list of decoder layers.
@@ -175,15 +176,26 @@ def last_token_states(
     layers: tuple[int, ...],
     num_layers: int,
     pass_position_ids: bool = True,
+    prefix_cache: DynamicCache | None = None,
+    cache_argument: str | None = None,
 ) -> torch.Tensor:
     """Hidden states of each row's last real token, averaged over ``layers``; shape ``(rows, hidden)``, float32.
 
-    ``pass_position_ids`` (see :func:`accepts_position_ids`) sends positions counted over real tokens.
+    ``pass_position_ids`` (see :func:`accepts_position_ids`) sends positions counted over real tokens. With a
+    ``prefix_cache`` (see :mod:`metaeol_integrations.core.prefix_cache`), ``input_ids`` are what follows that
+    prefix in every row, and run against its keys and values through the ``cache_argument`` of the forward.
     """
     rows = torch.arange(input_ids.shape[0], device=input_ids.device)
     last = last_token_index(attention_mask)
-    inputs: dict[str, torch.Tensor] = {"input_ids": input_ids, "attention_mask": attention_mask}
-    if pass_position_ids:
+    inputs: dict[str, Any] = {"input_ids": input_ids, "attention_mask": attention_mask, "use_cache": False}
+    if prefix_cache is not None:
+        offset = prefix_cache.get_seq_length()
+        prefix_mask = attention_mask.new_ones(input_ids.shape[0], offset)
+        inputs["attention_mask"] = torch.cat([prefix_mask, attention_mask], dim=1)
+        inputs["position_ids"] = offset + position_ids_from_mask(attention_mask)
+        inputs[cache_argument] = expand_for_batch(model, prefix_cache, input_ids.shape[0])
+        inputs["use_cache"] = True
+    elif pass_position_ids:
         inputs["position_ids"] = position_ids_from_mask(attention_mask)
 
     captured: dict[int, torch.Tensor] = {}
@@ -208,7 +220,7 @@ def last_token_states(
         layer_list = decoder_layers(model)
         handles = [layer_list[index].register_forward_pre_hook(make_hook(index), with_kwargs=True) for index in intermediate]
     try:
-        output = model(**inputs, use_cache=False)
+        output = model(**inputs)
         captured[num_layers] = output.last_hidden_state[rows, last].float()
     except _StopForward:
         pass

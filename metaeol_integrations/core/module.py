@@ -18,6 +18,8 @@ from metaeol_integrations.core.backbone import (
     load_backbone,
     resolve_layers,
 )
+from metaeol_integrations.core.batching import group_rows, length_buckets
+from metaeol_integrations.core.prefix_cache import PrefixKVStore, cache_argument_name
 from metaeol_integrations.core.templates import TemplateSet, TemplateSpec
 from metaeol_integrations.core.tokenization import PromptTokenizer, pad_batch
 
@@ -49,9 +51,15 @@ class MetaEOL(InputModule):
         config_kwargs: Passed to ``AutoConfig.from_pretrained``.
         cache_folder: Where hub downloads and dequantised GGUF copies go.
         base_model: Where the weights originally came from, kept as information in the saved config.
+        prefix_cache: Compute each template's shared prefix once and run only the rest of each prompt against its
+            keys and values (same vectors within float tolerance, several times fewer tokens). ``False`` runs
+            every prompt whole.
+        max_tokens_per_forward: Cap on padded tokens in one forward call; bounds memory for long or many texts.
     """
 
-    config_keys = ["templates", "task_templates", "layer", "max_seq_length", "base_model"]
+    config_keys = [
+        "templates", "task_templates", "layer", "max_seq_length", "base_model", "prefix_cache", "max_tokens_per_forward",
+    ]
     config_file_name = "metaeol_config.json"
     save_in_root = True
 
@@ -68,6 +76,8 @@ class MetaEOL(InputModule):
         config_kwargs: dict[str, Any] | None = None,
         cache_folder: str | None = None,
         base_model: str | None = None,
+        prefix_cache: bool = True,
+        max_tokens_per_forward: int = 8192,
     ) -> None:
         super().__init__()
         self.auto_model, self.tokenizer = load_backbone(
@@ -80,6 +90,10 @@ class MetaEOL(InputModule):
         self.base_model = base_model or str(model_name_or_path)
         self.num_layers = _num_decoder_layers(self.auto_model)
         self._pass_position_ids = accepts_position_ids(self.auto_model)
+        self._cache_argument = cache_argument_name(self.auto_model)
+        self._prefix_store = PrefixKVStore()
+        self.prefix_cache = bool(prefix_cache)
+        self.max_tokens_per_forward = int(max_tokens_per_forward)
         self.layer = layer
         self._configure(templates, task_templates or {}, int(max_seq_length))
 
@@ -169,21 +183,49 @@ class MetaEOL(InputModule):
                 )
         prompt_tokenizer = self._task_prompt_tokenizers.get(task, self._prompt_tokenizer)
         batch = prompt_tokenizer.tokenize(texts, prefix=prompt or "")
-        padded = pad_batch(batch.input_ids, self.tokenizer.pad_token_id, self.tokenizer.padding_side)
-        return {**padded, "num_prompts": batch.num_prompts}
+        use_cache = self.prefix_cache and self._cache_argument is not None
+        rows = [
+            prompt_tokenizer.split_prefix(row, ids) if use_cache else (-1, ids)
+            for row, ids in enumerate(batch.input_ids)
+        ]
+        # Right padding: every row's real tokens start at column 0, so a chunk can drop its trailing pad columns.
+        padded = pad_batch([ids for _, ids in rows], self.tokenizer.pad_token_id, "right")
+        return {
+            **padded,
+            "prefix_index": torch.tensor([index for index, _ in rows], dtype=torch.long),
+            "prefixes": prompt_tokenizer.shared_prefixes,
+            "num_prompts": batch.num_prompts,
+        }
 
     def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-        """Run the LLM on all prompts and average each text's K last-token states (float32)."""
+        """Run the LLM on all prompts and average each text's K last-token states (float32).
+
+        Rows sharing a cached template prefix run together against its keys and values; each group is split into
+        length-sorted chunks of at most ``max_tokens_per_forward`` padded tokens.
+        """
         num_prompts = int(features["num_prompts"])
+        input_ids, attention_mask = features["input_ids"], features["attention_mask"]
+        lengths = attention_mask.sum(dim=1)
+        states = torch.empty(input_ids.shape[0], self.get_embedding_dimension(), device=input_ids.device)
         with torch.no_grad():
-            states = last_token_states(
-                self.auto_model,
-                features["input_ids"],
-                features["attention_mask"],
-                self._layers,
-                self.num_layers,
-                self._pass_position_ids,
-            )
+            for prefix_index, group in group_rows(features["prefix_index"]):
+                prefix_cache = None
+                if prefix_index >= 0:
+                    prefix = tuple(features["prefixes"][prefix_index])
+                    prefix_cache = self._prefix_store.get(self.auto_model, prefix, self._cache_argument)
+                for chunk in length_buckets(lengths[group], self.max_tokens_per_forward):
+                    rows = group[chunk]
+                    width = int(lengths[rows].max())
+                    states[rows] = last_token_states(
+                        self.auto_model,
+                        input_ids[rows, :width],
+                        attention_mask[rows, :width],
+                        self._layers,
+                        self.num_layers,
+                        self._pass_position_ids,
+                        prefix_cache=prefix_cache,
+                        cache_argument=self._cache_argument,
+                    )
         per_prompt = states.view(-1, num_prompts, states.shape[-1])
         features["prompt_embeddings"] = per_prompt
         features["sentence_embedding"] = per_prompt.mean(dim=1)

@@ -21,6 +21,13 @@ from metaeol_integrations.core.templates import PromptTemplate, TemplateSet, pre
 from metaeol_integrations.errors import SequenceLengthError
 
 
+# Sentences probing how a template's opening quote tokenises before different first characters. Most first
+# characters leave the quote a token of its own; some merge with it (e.g. '"-' or '""' in SmolLM2's vocabulary).
+# Each distinct length the probes agree on becomes a candidate prefix; every real prompt is checked again and
+# uses the longest candidate it really starts with (see split_prefix).
+_PREFIX_PROBES = ("a", "", "A", "0", " a", ".", "'", "-", "(", "\u00e9", "\u4e2d", "\U0001f642", "\t", "_x", "{")
+
+
 @dataclass(frozen=True)
 class PromptBatch:
     """Token ids of ``len(texts) * num_prompts`` prompts, text-major (all prompts of text 0 first)."""
@@ -28,6 +35,14 @@ class PromptBatch:
     input_ids: list[list[int]]
     num_prompts: int
     truncated: list[bool]
+
+
+def _common_prefix(sequences: Sequence[Sequence[int]]) -> tuple[int, ...]:
+    first = sequences[0]
+    length = 0
+    while length < len(first) and all(len(seq) > length and seq[length] == first[length] for seq in sequences):
+        length += 1
+    return tuple(first[:length])
 
 
 class PromptTokenizer:
@@ -41,6 +56,7 @@ class PromptTokenizer:
         # settings; a shared model must survive concurrent encode calls.
         self._lock = threading.Lock()
         self._check_templates_fit()
+        self.shared_prefixes, self.prefix_candidates = self._shared_prefixes()
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -63,6 +79,34 @@ class PromptTokenizer:
                 f"max_seq_length={self.max_seq_length} cannot hold the longest template ({longest} tokens without "
                 f"a sentence) plus one sentence token. Fix: set max_seq_length to at least {longest + 1}."
             )
+
+    def _shared_prefixes(self) -> tuple[tuple[tuple[int, ...], ...], tuple[tuple[int, ...], ...]]:
+        """Candidate cached prefixes: all of them (flat), and per template their indices, longest first.
+
+        Computed on whole prompts, never on the template's text alone, because tokenisers can merge the opening
+        quote with the sentence's first characters.
+        """
+        prefixes: list[tuple[int, ...]] = []
+        candidates = []
+        for template in self.templates.templates:
+            first, *others = self._encode([template.fill(probe) for probe in _PREFIX_PROBES])
+            lengths = sorted({len(_common_prefix([first, ids])) for ids in others}, reverse=True)
+            indices = []
+            for length in lengths:
+                if length > 0:
+                    indices.append(len(prefixes))
+                    prefixes.append(tuple(first[:length]))
+            candidates.append(tuple(indices))
+        return tuple(prefixes), tuple(candidates)
+
+    def split_prefix(self, row: int, ids: Sequence[int]) -> tuple[int, list[int]]:
+        """``(index into shared_prefixes, remaining ids)`` for the longest candidate prefix prompt ``row`` really
+        starts with and has tokens after, else ``(-1, all ids)``."""
+        for index in self.prefix_candidates[row % len(self.prefix_candidates)]:
+            prefix = self.shared_prefixes[index]
+            if len(prefix) < len(ids) and tuple(ids[: len(prefix)]) == prefix:
+                return index, list(ids[len(prefix) :])
+        return -1, list(ids)
 
     def tokenize(self, texts: Sequence[str], prefix: str = "") -> PromptBatch:
         """Tokenise all prompts of ``texts``; ``prefix`` (a sentence-transformers prompt) goes inside the slot."""
