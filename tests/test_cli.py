@@ -83,3 +83,19 @@ def test_help_names_every_command():
     help_text = build_parser().format_help()
     for command in ["encode", "export", "info"]:
         assert command in help_text
+
+
+def test_no_prefix_cache_flag_reaches_load(tiny_model_dir, monkeypatch):
+    import metaeol_integrations.loading as loading
+
+    seen = {}
+    real_load = loading.load
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(loading, "load", spy)
+    assert run(["encode", "--model", str(tiny_model_dir), "--no-prefix-cache", "x"])[0] == 0
+    assert seen["prefix_cache"] is False
+    assert build_parser().parse_args(["encode", "x"]).prefix_cache is None

@@ -79,5 +79,6 @@ def test_overrides_apply_to_presets_and_folders(tiny_model_dir, tmp_path):
     model = metaeol_integrations.load(str(tiny_model_dir), layer=2, templates="prompteol", max_seq_length=300)
     assert (model[0].layer, len(model[0].template_set), model.max_seq_length) == (2, 1, 300)
     model.save(str(tmp_path))
-    again = metaeol_integrations.load(str(tmp_path), layer=-1)
+    again = metaeol_integrations.load(str(tmp_path), layer=-1, prefix_cache=False, max_tokens_per_forward=1000)
     assert (again[0].layer, len(again[0].template_set), again.max_seq_length) == (-1, 1, 300)
+    assert (again[0].prefix_cache, again[0].max_tokens_per_forward) == (False, 1000)

@@ -39,6 +39,8 @@ def _add_model_options(parser: argparse.ArgumentParser, with_model: bool = True)
     parser.add_argument("--templates", type=_templates, help="metaeol, prompteol, or a JSON file {meta_task: [template, ...]}")
     parser.add_argument("--layer", type=_layers, help="output layer, or comma-separated layers to average; -1 = last (write negative lists as --layer=-2,-1)")
     parser.add_argument("--max-seq-length", type=int, help="longest prompt in tokens (the sentence is truncated inside its slot)")
+    parser.add_argument("--no-prefix-cache", dest="prefix_cache", action="store_false", default=None,
+                        help="run every prompt whole instead of reusing the template prefixes' keys/values")
     parser.add_argument("--dtype", help="float32 (default), bfloat16 or float16")
     parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: best available)")
 
@@ -52,6 +54,7 @@ def _load_model(args: argparse.Namespace):
         templates=args.templates,
         layer=args.layer,
         max_seq_length=args.max_seq_length,
+        prefix_cache=args.prefix_cache,
         model_kwargs=model_kwargs,
         device=args.device,
     )
