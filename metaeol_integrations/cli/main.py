@@ -1,4 +1,4 @@
-"""The ``metaeol`` command: encode texts, export a model folder, list the presets."""
+"""The ``metaeol`` command: encode texts, export a model folder, evaluate, list the presets."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from metaeol_integrations.cli.evaluate import add_eval_commands
 from metaeol_integrations.core.templates import BUILTIN_TEMPLATE_SETS
 from metaeol_integrations.errors import MetaEOLError
 from metaeol_integrations.presets import DEFAULT_PRESET, PRESETS
@@ -172,6 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("output_dir", help="folder to write")
     _add_model_options(export, with_model=False)
     export.set_defaults(handler=cmd_export)
+
+    add_eval_commands(commands, _templates, DEFAULT_PRESET)
 
     info = commands.add_parser("info", help="list the presets", description="List the named presets.")
     info.set_defaults(handler=cmd_info)

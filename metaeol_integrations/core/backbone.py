@@ -178,8 +178,11 @@ def last_token_states(
     pass_position_ids: bool = True,
     prefix_cache: DynamicCache | None = None,
     cache_argument: str | None = None,
+    average_layers: bool = True,
 ) -> torch.Tensor:
     """Hidden states of each row's last real token, averaged over ``layers``; shape ``(rows, hidden)``, float32.
+
+    With ``average_layers=False`` the states are stacked instead: shape ``(len(layers), rows, hidden)``.
 
     ``pass_position_ids`` (see :func:`accepts_position_ids`) sends positions counted over real tokens. With a
     ``prefix_cache`` (see :mod:`metaeol_integrations.core.prefix_cache`), ``input_ids`` are what follows that
@@ -227,4 +230,5 @@ def last_token_states(
     finally:
         for handle in handles:
             handle.remove()
-    return torch.stack([captured[index] for index in layers]).mean(dim=0)
+    stacked = torch.stack([captured[index] for index in layers])
+    return stacked.mean(dim=0) if average_layers else stacked

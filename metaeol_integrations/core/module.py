@@ -62,6 +62,8 @@ class MetaEOL(InputModule):
     ]
     config_file_name = "metaeol_config.json"
     save_in_root = True
+    # encode(..., all_layers=True) reaches forward(): the evaluation reads every layer from one pass.
+    forward_kwargs = {"all_layers"}
 
     def __init__(
         self,
@@ -197,16 +199,21 @@ class MetaEOL(InputModule):
             "num_prompts": batch.num_prompts,
         }
 
-    def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    def forward(self, features: dict[str, Any], all_layers: bool = False, **kwargs: Any) -> dict[str, Any]:
         """Run the LLM on all prompts and average each text's K last-token states (float32).
 
         Rows sharing a cached template prefix run together against its keys and values; each group is split into
-        length-sorted chunks of at most ``max_tokens_per_forward`` padded tokens.
+        length-sorted chunks of at most ``max_tokens_per_forward`` padded tokens. With ``all_layers=True`` the
+        output also holds ``layer_embeddings`` of shape ``(texts, num_layers + 1, hidden)``: the prompt mean at
+        every layer (``hidden_states`` numbering), read from the same pass.
         """
         num_prompts = int(features["num_prompts"])
         input_ids, attention_mask = features["input_ids"], features["attention_mask"]
         lengths = attention_mask.sum(dim=1)
-        states = torch.empty(input_ids.shape[0], self.get_embedding_dimension(), device=input_ids.device)
+        read_layers = tuple(range(self.num_layers + 1)) if all_layers else self._layers
+        states = torch.empty(
+            len(read_layers), input_ids.shape[0], self.get_embedding_dimension(), device=input_ids.device
+        )
         with torch.no_grad():
             for prefix_index, group in group_rows(features["prefix_index"]):
                 prefix_cache = None
@@ -216,17 +223,23 @@ class MetaEOL(InputModule):
                 for chunk in length_buckets(lengths[group], self.max_tokens_per_forward):
                     rows = group[chunk]
                     width = int(lengths[rows].max())
-                    states[rows] = last_token_states(
+                    states[:, rows] = last_token_states(
                         self.auto_model,
                         input_ids[rows, :width],
                         attention_mask[rows, :width],
-                        self._layers,
+                        read_layers,
                         self.num_layers,
                         self._pass_position_ids,
                         prefix_cache=prefix_cache,
                         cache_argument=self._cache_argument,
+                        average_layers=False,
                     )
-        per_prompt = states.view(-1, num_prompts, states.shape[-1])
+        if all_layers:
+            # (layers, texts * K, hidden) -> (texts, layers, hidden), averaged over each text's K prompts.
+            by_text = states.view(states.shape[0], -1, num_prompts, states.shape[-1])
+            features["layer_embeddings"] = by_text.mean(dim=2).transpose(0, 1)
+            states = states[list(self._layers)]
+        per_prompt = states.mean(dim=0).view(-1, num_prompts, states.shape[-1])
         features["prompt_embeddings"] = per_prompt
         features["sentence_embedding"] = per_prompt.mean(dim=1)
         return features

@@ -1,0 +1,212 @@
+"""``metaeol eval``, ``metaeol sweep`` and ``metaeol tune-layer``: the SentEval benchmark from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+from metaeol_integrations.evaluation.data import DATA_DIR_ENV_VAR, STS_TASKS, TRANSFER_TASKS
+from metaeol_integrations.evaluation.runner import DEFAULT_STS_LIMIT, DEFAULT_TRANSFER_LIMIT, EvalConfig, View
+
+SUITES = {"sts": STS_TASKS, "transfer": TRANSFER_TASKS, "all": STS_TASKS + TRANSFER_TASKS}
+
+
+def _add_eval_options(parser: argparse.ArgumentParser, templates_type: Any, default_model: str) -> None:
+    parser.add_argument("--model", default=default_model,
+                        help="preset, MetaEOL or LLM folder, .gguf file, SentenceTransformer folder, or "
+                        f"'all-minilm-l6-v2' (default: {default_model})")
+    parser.add_argument("--pooling", choices=("last-token", "mean"), default="last-token",
+                        help="last-token: MetaEOL/PromptEOL (default); mean: the no-prompt mean-pooling baseline")
+    parser.add_argument("--templates", type=templates_type, help="metaeol (default), prompteol, or a JSON file")
+    parser.add_argument("--max-seq-length", type=int, help="longest prompt in tokens")
+    parser.add_argument("--dtype", help="float32 (default), bfloat16 or float16")
+    parser.add_argument("--device", help="cpu, cuda, ... (default: best available)")
+    parser.add_argument("--batch-size", type=int, default=16, help="texts per encode batch (default 16)")
+    parser.add_argument("--data-dir", help=f"SentEval folder (default: ${DATA_DIR_ENV_VAR}, else ../shared/data/senteval)")
+    parser.add_argument("--limit", type=int,
+                        help=f"sample size for every task: pairs per STS task, examples per transfer task; 0 = full "
+                        f"data (default: {DEFAULT_STS_LIMIT} STS pairs, {DEFAULT_TRANSFER_LIMIT} transfer examples)")
+    parser.add_argument("--sts-limit", type=int, help="pairs per STS task (overrides --limit)")
+    parser.add_argument("--transfer-limit", type=int, help="examples per transfer task (overrides --limit)")
+    parser.add_argument("--seed", type=int, default=0, help="sampling and cross-validation seed (default 0)")
+    parser.add_argument("--cache-dir", help="embedding cache folder (default: ~/.cache/metaeol-integrations/embeddings)")
+    parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for STS intervals (0 = none)")
+    parser.add_argument("--out", default="eval-results", help="folder for the JSON/Markdown/PNG output")
+    parser.add_argument("--label", help="name of this run in tables and file names")
+    parser.add_argument("--tasks", nargs="+", help="only these tasks (names as in the tables' JSON, e.g. STS12 MR)")
+
+
+def _config(args: argparse.Namespace) -> EvalConfig:
+    def pick(specific: int | None, default: int) -> int:
+        if specific is not None:
+            return specific
+        return args.limit if args.limit is not None else default
+
+    return EvalConfig(
+        data_dir=args.data_dir, sts_limit=pick(args.sts_limit, DEFAULT_STS_LIMIT),
+        transfer_limit=pick(args.transfer_limit, DEFAULT_TRANSFER_LIMIT), seed=args.seed,
+        cache_dir=args.cache_dir, bootstrap_resamples=args.bootstrap,
+    )
+
+
+def _evaluator(args: argparse.Namespace):
+    from metaeol_integrations.evaluation.encoders import build_encoder
+    from metaeol_integrations.evaluation.runner import Evaluator
+
+    config = _config(args)
+    if config.data_dir is None:
+        from metaeol_integrations.evaluation.data import resolve_data_dir
+
+        resolve_data_dir(None)  # fail before loading a model when the data is missing
+    encoder = build_encoder(
+        args.model, pooling=args.pooling, templates=args.templates, max_seq_length=args.max_seq_length,
+        dtype=args.dtype, device=args.device, batch_size=args.batch_size,
+    )
+    return Evaluator(encoder, config)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "results"
+
+
+def _label(args: argparse.Namespace, layer: int | None) -> str:
+    if args.label:
+        return args.label
+    parts = [Path(args.model).name if Path(args.model).exists() else args.model]
+    if args.pooling == "mean":
+        parts.append("mean pooling")
+    elif args.templates:
+        parts.append(str(args.templates) if isinstance(args.templates, str) else "custom templates")
+    if layer is not None:
+        parts.append(f"layer {layer}")
+    return ", ".join(parts)
+
+
+def _selected_tasks(args: argparse.Namespace, suite: tuple[str, ...]) -> list[str]:
+    if not args.tasks:
+        return list(suite)
+    unknown = [task for task in args.tasks if task not in suite]
+    if unknown:
+        raise SystemExit(f"metaeol: unknown task(s) {unknown}; choose from {', '.join(suite)}.")
+    return [task for task in suite if task in args.tasks]
+
+
+def cmd_eval(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
+    from metaeol_integrations.evaluation.report import text_table, write_results
+
+    started = time.perf_counter()
+    evaluator = _evaluator(args)
+    view = View(layer=args.layer)
+    results = []
+    for task in _selected_tasks(args, SUITES[args.suite]):
+        if task in TRANSFER_TASKS:
+            results.append(evaluator.run_transfer(task, view))
+        else:
+            results.append(evaluator.run_sts(task, view))
+        out.write(f"{task}: {results[-1].score:.2f} (N={results[-1].n}, {results[-1].seconds:.0f} s)\n")
+        out.flush()
+    label = _label(args, args.layer)
+    meta = {
+        "label": label, "model": args.model, "pooling": args.pooling, "layer": args.layer,
+        "sts_limit": evaluator.config.sts_limit, "transfer_limit": evaluator.config.transfer_limit,
+        "seed": args.seed, "wall_seconds": round(time.perf_counter() - started, 1),
+        "encoder": evaluator.encoder.identity(), "warnings": evaluator.warnings,
+    }
+    out.write(f"\n{label}\n{text_table(results)}\n")
+    for warning in evaluator.warnings:
+        out.write(f"warning: {warning}\n")
+    json_path, md_path = write_results(args.out, _slug(label) + f"-{args.suite}", results, meta)
+    out.write(f"wrote {json_path} and {md_path}\n")
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
+    from metaeol_integrations.evaluation.report import plot_curve
+    from metaeol_integrations.evaluation.sweeps import layer_sweep, meta_task_sweep, prompt_count_sweep
+
+    evaluator = _evaluator(args)
+    tasks = _selected_tasks(args, STS_TASKS)
+    folder = Path(args.out)
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = _slug(_label(args, None))
+    sweeps = {}
+    if args.kind in ("layers", "all"):
+        sweeps["layers"] = (layer_sweep(evaluator, tasks), "output layer (hidden_states numbering)")
+    if args.kind in ("prompts", "all"):
+        sweeps["prompts"] = (prompt_count_sweep(evaluator, tasks, seed=args.seed), "number of prompts (random subsets)")
+        sweeps["meta-tasks"] = (meta_task_sweep(evaluator, tasks), "meta-tasks included")
+    for name, (sweep, xlabel) in sweeps.items():
+        series = {"STS avg": sweep.average, **sweep.scores}
+        path = plot_curve(folder / f"{stem}-sweep-{name}.png", sweep.x, series, xlabel,
+                          f"{_label(args, None)}: STS vs {name} (N={evaluator.config.sts_limit or 'full'}/task)",
+                          xticklabels=sweep.labels if name == "meta-tasks" else None)
+        best = sweep.best_index()
+        out.write(f"{name}: best STS avg {sweep.average[best]:.2f} at {sweep.labels[best]}; "
+                  f"last point {sweep.average[-1]:.2f}; plot {path}\n")
+    (folder / f"{stem}-sweeps.json").write_text(
+        json.dumps({name: sweep.to_dict() for name, (sweep, _) in sweeps.items()}, indent=2), encoding="utf-8"
+    )
+    return 0
+
+
+def cmd_tune_layer(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
+    from metaeol_integrations.evaluation.encoders import MetaEOLEncoder
+    from metaeol_integrations.evaluation.sweeps import TUNING_TASK, tune_layer
+
+    evaluator = _evaluator(args)
+    if not isinstance(evaluator.encoder, MetaEOLEncoder):
+        raise SystemExit("metaeol tune-layer: needs a MetaEOL model (last-token pooling).")
+    best, sweep = tune_layer(evaluator)
+    scores = sweep.scores[TUNING_TASK]
+    out.write(f"best layer on STS-B dev (N={len(evaluator.sts_data(TUNING_TASK)[0])}): {best} "
+              f"(Spearman {scores[best]:.2f}; last layer {scores[-1]:.2f})\n")
+    folder = Path(args.out)
+    folder.mkdir(parents=True, exist_ok=True)
+    record = {"best_layer": best, "tuning_task": TUNING_TASK, "n": len(evaluator.sts_data(TUNING_TASK)[0]),
+              "scores_by_layer": scores, "seed": args.seed}
+    path = folder / f"{_slug(_label(args, None))}-tune-layer.json"
+    path.write_text(json.dumps(record, indent=2), encoding="utf-8")
+    out.write(f"wrote {path}\n")
+    if args.export:
+        module = evaluator.encoder.module
+        module.layer = best
+        evaluator.encoder.model.save(args.export)
+        out.write(f"wrote {args.export} with layer={best}\n")
+    return 0
+
+
+def add_eval_commands(commands: argparse._SubParsersAction, templates_type: Any, default_model: str) -> None:
+    """Register ``eval``, ``sweep`` and ``tune-layer`` on the ``metaeol`` parser."""
+    evaluate = commands.add_parser(
+        "eval", help="score a model on SentEval STS / transfer tasks",
+        description="Score a model on the SentEval tasks (STS12-16, STS-B, SICK-R; MR, CR, SUBJ, MPQA, SST-2, TREC, "
+        "MRPC). By default a seeded, stratified sample per task (the full data takes hours on a CPU; --limit 0 runs "
+        "it). Prints a paper-style table and writes JSON and Markdown to --out.",
+    )
+    evaluate.add_argument("suite", choices=tuple(SUITES), help="sts, transfer or all")
+    evaluate.add_argument("--layer", type=int, help="score this layer's vector (hidden_states numbering, -1 = last); "
+                          "all layers come from one cached pass (write negative values as --layer=-2)")
+    _add_eval_options(evaluate, templates_type, default_model)
+    evaluate.set_defaults(handler=cmd_eval)
+
+    sweep = commands.add_parser(
+        "sweep", help="plot STS against the output layer and the number of prompts",
+        description="The paper's Figures 3 and 4 on your model: STS scores at every output layer, for growing "
+        "numbers of prompts and meta-tasks. One forward pass per text (cached); PNG plots and JSON go to --out.",
+    )
+    sweep.add_argument("kind", nargs="?", choices=("layers", "prompts", "all"), default="all")
+    _add_eval_options(sweep, templates_type, default_model)
+    sweep.set_defaults(handler=cmd_sweep, layer=None)
+
+    tune = commands.add_parser(
+        "tune-layer", help="choose the output layer on STS-B dev",
+        description="Score every output layer on the STS-B dev split only (never on test data), print the best, "
+        "and with --export write a model folder that uses it.",
+    )
+    tune.add_argument("--export", help="write a SentenceTransformer folder with the tuned layer here")
+    _add_eval_options(tune, templates_type, default_model)
+    tune.set_defaults(handler=cmd_tune_layer, layer=None)

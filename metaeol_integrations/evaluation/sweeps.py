@@ -1,0 +1,93 @@
+"""The paper's Figure 3 (STS against the number of prompts / meta-tasks) and Figure 4 (against the output layer),
+and layer tuning on STS-B dev. Every point is a slice of cached arrays from one forward pass per text."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from metaeol_integrations.evaluation.runner import Evaluator, View
+
+TUNING_TASK = "STSBenchmark-dev"
+
+
+@dataclass
+class Sweep:
+    """Scores per task (rows) at each point of ``x`` (columns), with the average over tasks."""
+
+    x: list
+    labels: list[str]
+    scores: dict[str, list[float]]
+
+    @property
+    def average(self) -> list[float]:
+        return [float(v) for v in np.mean([self.scores[t] for t in self.scores], axis=0)]
+
+    def best_index(self) -> int:
+        """Index of the best average score, ignoring undefined (NaN) points."""
+        return int(np.nanargmax(self.average))
+
+    def to_dict(self) -> dict:
+        return {"x": self.x, "labels": self.labels, "scores": self.scores, "average": self.average}
+
+
+def layer_sweep(evaluator: Evaluator, tasks: Sequence[str]) -> Sweep:
+    """Spearman x100 of each STS task at every layer 0..N (``hidden_states`` numbering; N is the final output)."""
+    num_layers = evaluator.encoder.num_layers
+    if num_layers is None:
+        raise ValueError(f"{evaluator.encoder.name} has no per-layer vectors; layer sweeps need a MetaEOL model.")
+    views = [View(layer=layer) for layer in range(num_layers + 1)]
+    scores = {task: evaluator.sts_scores(task, views) for task in tasks}
+    return Sweep(list(range(num_layers + 1)), [str(layer) for layer in range(num_layers + 1)], scores)
+
+
+def prompt_count_sweep(evaluator: Evaluator, tasks: Sequence[str], subsets_per_size: int = 10, seed: int = 0) -> Sweep:
+    """Mean Spearman x100 over up to ``subsets_per_size`` seeded random prompt subsets of each size 1..K."""
+    groups = evaluator.encoder.template_groups
+    if not groups:
+        raise ValueError(f"{evaluator.encoder.name} has no per-prompt vectors; prompt sweeps need a MetaEOL model.")
+    rng = np.random.default_rng(seed)
+    count = len(groups)
+    sizes, views = list(range(1, count + 1)), []
+    for size in sizes:
+        combos = list(itertools.combinations(range(count), size))
+        picked = rng.choice(len(combos), size=min(subsets_per_size, len(combos)), replace=False)
+        views.append([View(prompts=combos[i]) for i in sorted(picked)])
+    scores = {}
+    for task in tasks:
+        flat = evaluator.sts_scores(task, [view for group in views for view in group])
+        position, row = 0, []
+        for group in views:
+            row.append(float(np.mean(flat[position : position + len(group)])))
+            position += len(group)
+        scores[task] = row
+    return Sweep(sizes, [str(size) for size in sizes], scores)
+
+
+def meta_task_sweep(evaluator: Evaluator, tasks: Sequence[str]) -> Sweep:
+    """Spearman x100 with the meta-tasks added one at a time, in the template set's order (TC, +SA, +PI, +IE)."""
+    groups = evaluator.encoder.template_groups
+    if not groups:
+        raise ValueError(f"{evaluator.encoder.name} has no per-prompt vectors; meta-task sweeps need a MetaEOL model.")
+    names = list(dict.fromkeys(groups))
+    views, labels = [], []
+    for end in range(1, len(names) + 1):
+        included = set(names[:end])
+        views.append(View(prompts=tuple(i for i, group in enumerate(groups) if group in included)))
+        labels.append(("+" if end > 1 else "") + names[end - 1])
+    scores = {task: evaluator.sts_scores(task, views) for task in tasks}
+    return Sweep(list(range(1, len(names) + 1)), labels, scores)
+
+
+def tune_layer(evaluator: Evaluator) -> tuple[int, Sweep]:
+    """The layer (``hidden_states`` numbering, non-negative) with the best Spearman on STS-B dev, and the sweep.
+
+    Layers whose vectors give no ranking (constant similarities, e.g. layer 0, the input embedding of the same
+    last token in every prompt) score NaN and are never chosen.
+    """
+    sweep = layer_sweep(evaluator, [TUNING_TASK])
+    best = int(np.nanargmax(sweep.scores[TUNING_TASK]))
+    return best, sweep
