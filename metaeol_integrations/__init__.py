@@ -14,12 +14,14 @@ from metaeol_integrations.core.templates import (
     preprocess_sentence,
 )
 from metaeol_integrations.errors import (
+    DataNotFoundError,
     LayerError,
     MetaEOLError,
     ModelNotAvailableError,
     SequenceLengthError,
     TemplateError,
     UnknownModelError,
+    UnsupportedDTypeError,
     UnsupportedModelError,
 )
 from metaeol_integrations.loading import export, load
@@ -27,6 +29,7 @@ from metaeol_integrations.presets import DEFAULT_PRESET, PRESETS, Preset
 
 __all__ = [
     "DEFAULT_PRESET",
+    "DataNotFoundError",
     "LayerError",
     "METAEOL_TEMPLATES",
     "MetaEOL",
@@ -41,6 +44,7 @@ __all__ = [
     "TemplateError",
     "TemplateSet",
     "UnknownModelError",
+    "UnsupportedDTypeError",
     "UnsupportedModelError",
     "__version__",
     "export",

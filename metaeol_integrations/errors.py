@@ -30,6 +30,10 @@ class LayerError(MetaEOLError, ValueError):
     """A requested output layer does not exist in the base model."""
 
 
+class UnsupportedDTypeError(MetaEOLError, ValueError):
+    """The requested dtype is not a floating-point type, or the device cannot compute in it."""
+
+
 class SequenceLengthError(MetaEOLError, ValueError):
     """``max_seq_length`` is too small to hold a template with even one token of the sentence."""
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from sentence_transformers import SentenceTransformer
 
+from metaeol_integrations.core.backbone import check_dtype_on_device
 from metaeol_integrations.core.module import MetaEOL
 from metaeol_integrations.core.templates import TemplateSpec
 from metaeol_integrations.errors import UnknownModelError
@@ -95,13 +96,22 @@ def load(
             str(path), trust_remote_code=True, device=device, **backbone_kwargs, **sentence_transformer_kwargs
         )
         _apply_overrides(model, overrides)
+        _check_dtype(model)
         return model
     elif path.is_dir() or path.suffix == ".gguf" or str(name_or_path).count("/") == 1:
         module = MetaEOL(str(path) if path.exists() else str(name_or_path), **overrides, **backbone_kwargs)
     else:
         raise _unknown(str(name_or_path))
 
-    return SentenceTransformer(modules=[module], device=device, **sentence_transformer_kwargs)
+    model = SentenceTransformer(modules=[module], device=device, **sentence_transformer_kwargs)
+    _check_dtype(model)
+    return model
+
+
+def _check_dtype(model: SentenceTransformer) -> None:
+    module = model[0]
+    if isinstance(module, MetaEOL):
+        check_dtype_on_device(module.auto_model.dtype, model.device)
 
 
 # load() options whose module attribute has another name; the rest are set under their own name.

@@ -5,9 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT="${1:-docs/results}"
-STS_LIMIT="${STS_LIMIT:-200}"
-TRANSFER_LIMIT="${TRANSFER_LIMIT:-300}"
-DEV_LIMIT="${DEV_LIMIT:-200}"
+STS_LIMIT="${STS_LIMIT:-100}"
+TRANSFER_LIMIT="${TRANSFER_LIMIT:-200}"
+DEV_LIMIT="${DEV_LIMIT:-100}"
 METAEOL=".venv/bin/metaeol"
 COMMON=(--sts-limit "$STS_LIMIT" --transfer-limit "$TRANSFER_LIMIT" --out "$OUT")
 

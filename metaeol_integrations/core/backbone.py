@@ -24,21 +24,49 @@ from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING, 
 
 from metaeol_integrations.core.gguf import dequantized_folder
 from metaeol_integrations.core.prefix_cache import expand_for_batch
-from metaeol_integrations.errors import LayerError, ModelNotAvailableError, UnsupportedModelError
+from metaeol_integrations.errors import (
+    LayerError,
+    ModelNotAvailableError,
+    UnsupportedDTypeError,
+    UnsupportedModelError,
+)
 
 # Where common decoder-only architectures keep their list of decoder layers.
 _LAYER_LIST_PATHS = ("layers", "h", "decoder.layers", "model.layers", "transformer.h", "language_model.layers")
 
 
 def resolve_dtype(value: Any) -> Any:
-    """Accept ``torch.float32``, ``"float32"``, ``"torch.bfloat16"`` or ``"auto"``."""
-    if value is None or isinstance(value, torch.dtype) or value == "auto":
+    """Accept ``torch.float32``, ``"float32"``, ``"torch.bfloat16"`` or ``"auto"``; only floating-point types."""
+    if value is None or value == "auto":
         return value
-    name = str(value).removeprefix("torch.")
-    dtype = getattr(torch, name, None)
-    if not isinstance(dtype, torch.dtype):
-        raise ValueError(f"Unknown dtype {value!r}. Fix: use one of float32, float16, bfloat16 or auto.")
+    dtype = value if isinstance(value, torch.dtype) else getattr(torch, str(value).removeprefix("torch."), None)
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise UnsupportedDTypeError(
+            f"Unsupported dtype {value!r}: the LLM must run in a floating-point type. "
+            "Fix: use one of float32, float16, bfloat16 or auto."
+        )
     return dtype
+
+
+def check_dtype_on_device(dtype: torch.dtype, device: torch.device | str) -> None:
+    """Fail early, with a fix, when ``device`` cannot run the LLM's basic operations in ``dtype``.
+
+    A small matmul, softmax and RMS-norm style reduction stand in for the model's operations, so an unsupported
+    combination (bfloat16 on a GPU without it, float16 on an old CPU build) is a clear error at load time instead
+    of a failure deep inside the first forward pass.
+    """
+    device = torch.device(device)
+    if device.type == "cuda" and dtype == torch.bfloat16 and not torch.cuda.is_bf16_supported():
+        raise UnsupportedDTypeError(
+            f"This GPU ({torch.cuda.get_device_name(device)}) does not support bfloat16. Fix: use dtype=float16."
+        )
+    try:
+        probe = torch.ones(4, 4, dtype=dtype, device=device)
+        torch.softmax(probe @ probe, dim=-1).pow(2).mean(-1).rsqrt()
+    except (RuntimeError, TypeError, NotImplementedError) as error:
+        raise UnsupportedDTypeError(
+            f"{device.type} cannot compute in {dtype} here ({error}). Fix: use dtype=float32 on {device.type}."
+        ) from error
 
 
 def _check_causal(config: PretrainedConfig, source: str, trust_remote_code: bool) -> None:

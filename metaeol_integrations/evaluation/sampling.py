@@ -24,7 +24,9 @@ def _allocate(counts: np.ndarray, total: int) -> np.ndarray:
 def stratified_indices(strata: Sequence[object], limit: int, seed: int) -> np.ndarray:
     """Indices of a sample of ``limit`` items, proportionally stratified by ``strata``, sorted.
 
-    ``limit`` of 0 or at least the number of items returns every index (the full data).
+    Each stratum is drawn as a prefix of one seeded permutation, so with the same seed a smaller sample is (nearly)
+    a subset of a larger one and reuses its cached embeddings. ``limit`` of 0 or at least the number of items
+    returns every index (the full data).
     """
     strata = np.asarray([str(value) for value in strata])
     if limit <= 0 or limit >= len(strata):
@@ -34,5 +36,5 @@ def stratified_indices(strata: Sequence[object], limit: int, seed: int) -> np.nd
     chosen = []
     for stratum, size in enumerate(_allocate(counts, limit)):
         members = np.flatnonzero(inverse == stratum)
-        chosen.append(rng.choice(members, size=size, replace=False))
+        chosen.append(rng.permutation(members)[:size])
     return np.sort(np.concatenate(chosen))
