@@ -100,7 +100,37 @@ def _write_embeddings(texts: Sequence[str], embeddings: Any, output: str | None,
             handle.close()
 
 
+def cmd_encode_ray(args: argparse.Namespace, out: TextIO) -> int:
+    if not args.file or args.file == "-" or args.texts:
+        raise SystemExit("metaeol encode --ray: give the input as --file PATH (parquet file/folder or .jsonl).")
+    if not args.output or args.output.endswith((".npy", ".jsonl")):
+        raise SystemExit("metaeol encode --ray: --output must be a folder (parquet parts are written into it).")
+    import ray
+
+    from metaeol_integrations.distributed import RayEmbedConfig, embed_files
+
+    load_kwargs = {
+        key: value for key, value in {
+            "templates": args.templates, "layer": args.layer, "max_seq_length": args.max_seq_length,
+            "prefix_cache": args.prefix_cache, "model_kwargs": {"dtype": args.dtype} if args.dtype else None,
+        }.items() if value is not None
+    }
+    config = RayEmbedConfig(
+        model=args.model, load_kwargs=load_kwargs, text_column=args.text_column, id_column=args.id_column,
+        num_actors=args.num_actors, encode_batch_size=args.batch_size, normalize=args.normalize,
+    )
+    ray.init(address=args.ray_address, ignore_reinit_error=True)
+    summary = embed_files(args.file, args.output, config)
+    out.write(
+        f"embedded {summary.rows_embedded} rows ({summary.rows_already_done} already done) into "
+        f"{summary.files_written} new parquet file(s) in {summary.output_dir}\n"
+    )
+    return 0
+
+
 def cmd_encode(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
+    if args.ray:
+        return cmd_encode_ray(args, out)
     texts = _read_texts(args, stdin)
     if not texts:
         raise SystemExit("metaeol encode: no input texts. Give them as arguments, with --file, or on stdin.")
@@ -157,11 +187,19 @@ def build_parser() -> argparse.ArgumentParser:
     encode = commands.add_parser("encode", help="embed texts", description="Embed texts with a MetaEOL model.")
     encode.add_argument("texts", nargs="*", help="texts to embed (or use --file, or pipe them on stdin)")
     encode.add_argument("--file", help="read one text per line from this file ('-' for stdin)")
-    encode.add_argument("--output", "-o", help="write embeddings to a .npy or .jsonl file (default: JSONL on stdout)")
+    encode.add_argument("--output", "-o", help="write embeddings to a .npy or .jsonl file (default: JSONL on stdout); with --ray, a folder")
     encode.add_argument("--similarity", action="store_true", help="print the cosine similarity matrix of the texts")
     encode.add_argument("--normalize", action="store_true", help="L2-normalise the embeddings")
     encode.add_argument("--batch-size", type=int, default=16, help="texts per batch (each is K prompts; default 16)")
     _add_model_options(encode)
+    scale = encode.add_argument_group("Ray (extra `ray`): embed a parquet/JSONL corpus with an actor pool")
+    scale.add_argument("--ray", action="store_true",
+                       help="embed --file (parquet file/folder or .jsonl) on Ray into the parquet folder --output; "
+                       "re-running skips rows already written (docs/scaling.md)")
+    scale.add_argument("--ray-address", help="cluster address (default: a local Ray instance, or RAY_ADDRESS)")
+    scale.add_argument("--num-actors", type=int, default=1, help="models running in parallel, one per actor (default 1)")
+    scale.add_argument("--text-column", default="text", help="input column holding the text (default: text)")
+    scale.add_argument("--id-column", default="id", help="input column holding a unique id (default: id)")
     encode.set_defaults(handler=cmd_encode)
 
     export = commands.add_parser(

@@ -112,3 +112,40 @@ def plot_curve(
     figure.savefig(path, dpi=120)
     plt.close(figure)
     return Path(path)
+
+
+# The paper's LLaMA2-7B numbers (Spearman / accuracy x100), from ../shared/docs/metaeol-reference.md.
+PAPER_STS = {
+    "LLaMA2-7B MetaEOL (paper)": [64.16, 81.61, 73.09, 81.11, 78.94, 77.96, 74.86],
+    "LLaMA2-7B PromptEOL (paper)": [58.81, 77.01, 66.34, 73.22, 73.56, 71.66, 69.64],
+    "LLaMA2-7B mean pooling (paper)": [35.49, 53.15, 40.12, 55.35, 53.26, 42.10, 49.96],
+}
+PAPER_TRANSFER = {"LLaMA2-7B PromptEOL (paper)": [90.63, 92.87, 96.32, 91.19, 95.00, 95.40, 75.19]}
+
+
+def combined_tables(result_files: Sequence[str | os.PathLike]) -> str:
+    """Markdown STS and transfer tables over several ``metaeol eval`` JSON files, with the paper's rows, N and
+    wall time per run."""
+    runs = []
+    for path in result_files:
+        record = json.loads(Path(path).read_text(encoding="utf-8"))
+        runs.append((record["meta"], [TaskResult(**r) for r in record["results"]]))
+    parts = []
+    for kind, order, paper in (("sts", STS_TASKS, PAPER_STS), ("transfer", TRANSFER_TASKS, PAPER_TRANSFER)):
+        header = [_short(t) for t in order] + ["avg", "N per task", "wall time"]
+        lines = ["| method | " + " | ".join(header) + " |", "|---" * (len(header) + 1) + "|"]
+        for meta, results in runs:
+            by_task = {r.task: r for r in results if r.kind == kind}
+            if not by_task:
+                continue
+            scores = [by_task[t].score if t in by_task else float("nan") for t in order]
+            ns = sorted({r.n for r in by_task.values()})
+            seconds = sum(r.seconds for r in by_task.values())
+            cells = [f"{s:.2f}" for s in scores] + [f"{sum(scores) / len(scores):.2f}",
+                                                     "/".join(str(n) for n in ns), f"{seconds / 60:.0f} min"]
+            lines.append(f"| {meta['label']} | " + " | ".join(cells) + " |")
+        for label, scores in paper.items():
+            cells = [f"{s:.2f}" for s in scores] + [f"{sum(scores) / len(scores):.2f}", "full", "-"]
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts)
