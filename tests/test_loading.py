@@ -20,7 +20,8 @@ def test_the_presets_the_design_card_names_exist():
         "metaeol-llama2-7b", "metaeol-llama2-13b", "metaeol-mistral-7b", "prompteol-llama2-7b", "metaeol-smollm2-135m",
     } <= set(PRESETS)
     assert PRESETS["prompteol-llama2-7b"].templates == "prompteol"
-    assert [name for name, preset in PRESETS.items() if preset.runs_offline] == ["metaeol-smollm2-135m"]
+    offline = [name for name, preset in PRESETS.items() if preset.runs_offline]
+    assert offline == ["metaeol-smollm2-135m", "metaeol-gemma3-270m"]
 
 
 def test_unknown_name_suggests_close_presets():
