@@ -7,7 +7,6 @@ import os
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -211,8 +210,3 @@ def _take(split: senteval.Split, indices: np.ndarray) -> senteval.Split:
     texts2 = None if split.texts2 is None else [split.texts2[i] for i in indices]
     return senteval.Split([split.texts[i] for i in indices], split.labels[indices], texts2)
 
-
-def results_path(out_dir: str | os.PathLike, stem: str) -> Path:
-    """``out_dir/stem`` with the folder created."""
-    Path(out_dir).mkdir(parents=True, exist_ok=True)
-    return Path(out_dir) / stem
