@@ -283,3 +283,49 @@ def test_threads_sharing_one_model_get_sequential_vectors(tiny):
         tiny[0].layer = -1
     for got, want in zip(results, expected):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_a_forward_between_the_two_steps_of_hook_registration_is_unaffected(tiny):
+    """torch registers a with-kwargs pre-hook in two dict writes; another thread's forward can run in between."""
+    import threading
+    from collections import OrderedDict
+
+    from metaeol_integrations.core.backbone import last_token_states
+
+    model = tiny[0].auto_model
+    num_layers = model.config.num_hidden_layers
+    layer = model.layers[1]
+    input_ids = torch.tensor([[5, 6, 7, 8, 9]])
+    attention_mask = torch.ones_like(input_ids)
+    with torch.no_grad():
+        want_last = last_token_states(model, input_ids, attention_mask, (num_layers,), num_layers)
+        want_both = last_token_states(model, input_ids, attention_mask, (1, num_layers), num_layers)
+    half_registered, resume = threading.Event(), threading.Event()
+
+    class PausingFlags(OrderedDict):
+        def __setitem__(self, key, value):
+            half_registered.set()
+            resume.wait(timeout=30)
+            super().__setitem__(key, value)
+
+    results: dict[str, torch.Tensor] = {}
+
+    def owner() -> None:
+        with torch.no_grad():
+            results["both"] = last_token_states(model, input_ids, attention_mask, (1, num_layers), num_layers)
+
+    original = layer._forward_pre_hooks_with_kwargs
+    layer._forward_pre_hooks_with_kwargs = PausingFlags(original)
+    thread = threading.Thread(target=owner)
+    try:
+        thread.start()
+        assert half_registered.wait(timeout=30)
+        with torch.no_grad():
+            got_last = last_token_states(model, input_ids, attention_mask, (num_layers,), num_layers)
+    finally:
+        resume.set()
+        thread.join(timeout=30)
+        layer._forward_pre_hooks_with_kwargs = original
+    torch.testing.assert_close(got_last, want_last)
+    torch.testing.assert_close(results["both"], want_both)
+    assert not layer._forward_pre_hooks

@@ -236,11 +236,13 @@ def last_token_states(
     handles = []
 
     def make_hook(index: int):
-        def hook(_module: nn.Module, args: tuple, kwargs: dict) -> None:
+        def hook(_module: nn.Module, args: tuple, kwargs: dict | None = None) -> None:
             # Hooks sit on a shared model: another thread's forward must not write into this call's results.
+            # That thread may also call this hook without ``kwargs``: torch registers a with-kwargs hook in two
+            # steps, and a forward running between them (or while the hook is being removed) sees only the first.
             if threading.get_ident() != owner:
                 return
-            hidden = args[0] if args else kwargs["hidden_states"]
+            hidden = args[0] if args else (kwargs or {})["hidden_states"]
             captured[index] = hidden[rows, last].float()
             if stop_early and index == intermediate[-1]:
                 raise _StopForward
