@@ -14,6 +14,7 @@ from metaeol_integrations.core.templates import (
     preprocess_sentence,
 )
 from metaeol_integrations.errors import (
+    ClusterResourcesError,
     DataNotFoundError,
     LayerError,
     MetaEOLError,
@@ -29,6 +30,7 @@ from metaeol_integrations.presets import DEFAULT_PRESET, PRESETS, Preset
 
 __all__ = [
     "DEFAULT_PRESET",
+    "ClusterResourcesError",
     "DataNotFoundError",
     "LayerError",
     "METAEOL_TEMPLATES",

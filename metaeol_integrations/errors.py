@@ -40,3 +40,7 @@ class SequenceLengthError(MetaEOLError, ValueError):
 
 class DataNotFoundError(MetaEOLError, FileNotFoundError):
     """The evaluation data folder or one of its files is missing."""
+
+
+class ClusterResourcesError(MetaEOLError, ValueError):
+    """The requested actor pool cannot run on the Ray cluster's resources (it would wait forever)."""

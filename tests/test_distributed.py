@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 
 import numpy as np
 import pyarrow as pa
@@ -12,12 +11,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-if os.environ.get("METAEOL_RAY_TESTS") != "1":
-    # Opt-in: on this project's 2-core machines a local Ray instance took minutes per test and one test has not
-    # passed yet (see docs/scaling.md); `pip install "metaeol-integrations[ray]"` and set METAEOL_RAY_TESTS=1.
-    pytest.skip("Ray tests are opt-in: set METAEOL_RAY_TESTS=1", allow_module_level=True)
-ray = pytest.importorskip("ray")
+ray = pytest.importorskip("ray", reason="needs the ray extra: pip install \"metaeol-integrations[ray]\"")
 
+from metaeol_integrations import ClusterResourcesError  # noqa: E402
 from metaeol_integrations.cli.main import main  # noqa: E402
 from metaeol_integrations.distributed import RayEmbedConfig, embed_dataset, embed_files  # noqa: E402
 
@@ -55,7 +51,8 @@ def test_every_row_once_with_single_process_vectors_and_reruns_repair_failures(
     local_ray, tiny, tiny_model_dir, corpus, tmp_path
 ):
     output = tmp_path / "out"
-    summary = embed_files(corpus, output, _config(tiny_model_dir))
+    # A pool of two models; at half a CPU each they leave one of the two CPUs for reading and writing.
+    summary = embed_files(corpus, output, _config(tiny_model_dir, num_actors=2, num_cpus_per_actor=0.5))
     ids, vectors = _read(output)
     assert summary.rows_embedded == len(TEXTS) and summary.rows_already_done == 0
     assert sorted(ids) == sorted(f"d{i}" for i in range(len(TEXTS))) and len(set(ids)) == len(ids)
@@ -87,6 +84,18 @@ def test_embed_dataset_takes_a_ray_dataset_and_checks_columns(local_ray, tiny, t
     np.testing.assert_allclose(vectors, tiny.encode(TEXTS[:6], normalize_embeddings=True), rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="Fix: pass text_column="):
         embed_dataset(dataset, RayEmbedConfig(model=str(tiny_model_dir)))
+
+
+def test_an_actor_pool_holding_every_cpu_is_refused_instead_of_hanging(
+    local_ray, tiny_model_dir, corpus, tmp_path, capsys
+):
+    # On the test's 2-CPU instance, two 1-CPU actors would leave no CPU for the read tasks (ray-project/ray#44687).
+    with pytest.raises(ClusterResourcesError, match=r"Fix: num_actors <= 1"):
+        embed_files(corpus, tmp_path / "out", _config(tiny_model_dir, num_actors=2))
+    assert not list((tmp_path / "out").glob("*"))
+    code = main(["encode", "--ray", "--file", str(corpus), "-o", str(tmp_path / "cli"), "--model", str(tiny_model_dir),
+                 "--num-actors", "3", "--text-column", "body", "--id-column", "doc_id"], out=io.StringIO())
+    assert code == 2 and "ClusterResourcesError" in capsys.readouterr().err
 
 
 def test_cli_encode_ray_reads_jsonl(local_ray, tiny, tiny_model_dir, tmp_path):

@@ -117,7 +117,7 @@ def cmd_encode_ray(args: argparse.Namespace, out: TextIO) -> int:
     }
     config = RayEmbedConfig(
         model=args.model, load_kwargs=load_kwargs, text_column=args.text_column, id_column=args.id_column,
-        num_actors=args.num_actors, encode_batch_size=args.batch_size, normalize=args.normalize,
+        num_actors=args.num_actors, num_cpus_per_actor=args.cpus_per_actor, encode_batch_size=args.batch_size, normalize=args.normalize,
     )
     ray.init(address=args.ray_address, ignore_reinit_error=True)
     summary = embed_files(args.file, args.output, config)
@@ -198,6 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "re-running skips rows already written (docs/scaling.md)")
     scale.add_argument("--ray-address", help="cluster address (default: a local Ray instance, or RAY_ADDRESS)")
     scale.add_argument("--num-actors", type=int, default=1, help="models running in parallel, one per actor (default 1)")
+    scale.add_argument("--cpus-per-actor", type=float, default=1.0,
+                       help="CPUs each actor reserves (default 1); actors must leave one CPU free for reading/writing")
     scale.add_argument("--text-column", default="text", help="input column holding the text (default: text)")
     scale.add_argument("--id-column", default="id", help="input column holding a unique id (default: id)")
     encode.set_defaults(handler=cmd_encode)

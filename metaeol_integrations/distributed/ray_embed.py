@@ -6,8 +6,8 @@ pandas, pyarrow or any parquet reader without Ray.
 Re-running after a failure neither duplicates nor loses rows (``embed_files``):
 1. the job writes into a fresh staging folder inside the output folder;
 2. only when the whole write has succeeded are its files renamed, one by one and atomically, to ``part-*.parquet``;
-3. a run first deletes staging folders left by failed runs, reads the ids already in committed parts and embeds
-   only the other rows.
+3. a run first deletes staging folders left by failed runs (so run one job per output folder at a time), reads the
+   ids already in committed parts and embeds only the other rows.
 A row is therefore in exactly one committed file or in none, and a rerun fills in exactly the missing ones. This
 needs ids that are unique in the input and an output folder on a filesystem with atomic rename (local or a shared
 POSIX mount on a multi-node cluster).
@@ -35,6 +35,7 @@ try:
 except ImportError as error:  # pragma: no cover - exercised only without the extra
     raise missing_extra("ray", "ray[data]") from error
 
+from metaeol_integrations.errors import ClusterResourcesError
 from metaeol_integrations.presets import DEFAULT_PRESET
 
 EMBEDDING_COLUMN = "embedding"
@@ -52,6 +53,9 @@ class RayEmbedConfig:
         text_column / id_column: Input columns; ids are copied to the output to join vectors back.
         num_actors: Models running in parallel (one per actor).
         num_gpus_per_actor: GPUs per actor; ``None`` means 1 when the cluster has GPUs, else 0 (CPU).
+        num_cpus_per_actor: CPUs each actor reserves (Ray Data's default is 1, GPU actors included). The actors
+            must leave at least one CPU free for reading and writing, or Ray Data waits forever
+            (:class:`~metaeol_integrations.errors.ClusterResourcesError` is raised instead).
         batch_size: Rows per ``map_batches`` call; ``encode_batch_size`` texts per forward batch inside it.
         normalize: L2-normalise the vectors.
     """
@@ -62,6 +66,7 @@ class RayEmbedConfig:
     id_column: str = "id"
     num_actors: int = 1
     num_gpus_per_actor: float | None = None
+    num_cpus_per_actor: float = 1.0
     batch_size: int = 256
     encode_batch_size: int = 16
     normalize: bool = False
@@ -106,6 +111,26 @@ def _gpus_per_actor(config: RayEmbedConfig) -> float:
     return 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
 
 
+def check_cluster_fits(config: RayEmbedConfig) -> None:
+    """Refuse an actor pool that would hold every CPU of the cluster as it is now.
+
+    Ray Data starts the actors first; when they hold every CPU, no read or write task can run and the job waits
+    forever without an error (ray-project/ray#44687).
+    """
+    if config.num_actors < 1:
+        raise ClusterResourcesError(f"num_actors must be at least 1, not {config.num_actors}. Fix: num_actors=1.")
+    total = ray.cluster_resources().get("CPU", 0.0)
+    reserved = config.num_actors * config.num_cpus_per_actor
+    if reserved > 0 and reserved > total - 1:
+        most = int((total - 1) // config.num_cpus_per_actor) if total > 1 else 0
+        raise ClusterResourcesError(
+            f"{config.num_actors} actor(s) x {config.num_cpus_per_actor:g} CPU would hold {reserved:g} of the "
+            f"cluster's {total:g} CPUs, leaving less than one for reading and writing, so Ray Data would wait "
+            f"forever. Fix: num_actors <= {most} (CLI --num-actors), or a smaller num_cpus_per_actor "
+            "(--cpus-per-actor, e.g. 0.5)."
+        )
+
+
 def embed_dataset(dataset: ray.data.Dataset, config: RayEmbedConfig = RayEmbedConfig()) -> ray.data.Dataset:
     """A lazy Dataset of ``(id, embedding)`` rows for ``dataset``'s id and text columns."""
     missing = {config.id_column, config.text_column} - set(dataset.schema().names)
@@ -114,12 +139,14 @@ def embed_dataset(dataset: ray.data.Dataset, config: RayEmbedConfig = RayEmbedCo
             f"The input has no column(s) {sorted(missing)} (it has {dataset.schema().names}). "
             "Fix: pass text_column= / id_column= (CLI: --text-column / --id-column)."
         )
+    check_cluster_fits(config)
     return dataset.map_batches(
         _EmbedActor,
         fn_constructor_kwargs={"config": config},
         batch_size=config.batch_size,
         batch_format="pyarrow",
         concurrency=config.num_actors,
+        num_cpus=config.num_cpus_per_actor,
         num_gpus=_gpus_per_actor(config),
     )
 
