@@ -11,6 +11,16 @@ from types import MappingProxyType
 from metaeol_integrations.errors import ModelNotAvailableError
 
 
+def file_in_package(package: str, relative_path: str) -> str | None:
+    """Absolute path of ``relative_path`` inside an installed package, found without importing it; None if absent."""
+    spec = importlib.util.find_spec(package)
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        candidate = os.path.join(location, relative_path)
+        if os.path.isfile(candidate):
+            return candidate
+    return None
+
+
 @dataclass(frozen=True)
 class PackagedGGUF:
     """A GGUF file shipped inside a PyPI package (located without importing the package)."""
@@ -21,12 +31,9 @@ class PackagedGGUF:
 
     def path(self) -> str:
         """Absolute path of the file, or a ModelNotAvailableError naming the pip command."""
-        spec = importlib.util.find_spec(self.package)
-        locations = list(spec.submodule_search_locations or []) if spec else []
-        for location in locations:
-            candidate = os.path.join(location, self.filename)
-            if os.path.isfile(candidate):
-                return candidate
+        found = file_in_package(self.package, self.filename)
+        if found is not None:
+            return found
         raise ModelNotAvailableError(
             f"The weights of this preset come from the package {self.package!r}, which is not installed. "
             f"Fix: {self.pip_install}"

@@ -7,7 +7,6 @@ sweeps are then slices of cached arrays instead of new forward passes.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 from abc import ABC, abstractmethod
@@ -20,6 +19,7 @@ from sentence_transformers import SentenceTransformer
 from metaeol_integrations import __version__
 from metaeol_integrations.core.module import MetaEOL
 from metaeol_integrations.errors import ModelNotAvailableError
+from metaeol_integrations.presets import file_in_package
 
 # Trained encoders a user would otherwise pick, available offline from packages that ship their weights.
 REFERENCE_ENCODERS = {
@@ -106,10 +106,9 @@ class SentenceTransformerEncoder(Encoder):
 
 def _reference_folder(name: str) -> Path:
     package, subfolder, pip_install = REFERENCE_ENCODERS[name]
-    spec = importlib.util.find_spec(package)
-    for location in (spec.submodule_search_locations or []) if spec else []:
-        if (Path(location) / subfolder / "modules.json").is_file():
-            return Path(location) / subfolder
+    modules_file = file_in_package(package, os.path.join(subfolder, "modules.json"))
+    if modules_file is not None:
+        return Path(modules_file).parent
     raise ModelNotAvailableError(f"The weights of {name!r} come from the package {package!r}. Fix: {pip_install}")
 
 
