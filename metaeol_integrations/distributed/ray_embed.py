@@ -140,14 +140,17 @@ def embed_dataset(dataset: ray.data.Dataset, config: RayEmbedConfig = RayEmbedCo
             "Fix: pass text_column= / id_column= (CLI: --text-column / --id-column)."
         )
     check_cluster_fits(config)
+    resources: dict[str, float] = {"num_gpus": _gpus_per_actor(config)}
+    if config.num_cpus_per_actor != 1.0:
+        # Only when it differs from Ray's default: Ray warns about GPU actors that set num_cpus explicitly.
+        resources["num_cpus"] = config.num_cpus_per_actor
     return dataset.map_batches(
         _EmbedActor,
         fn_constructor_kwargs={"config": config},
         batch_size=config.batch_size,
         batch_format="pyarrow",
         concurrency=config.num_actors,
-        num_cpus=config.num_cpus_per_actor,
-        num_gpus=_gpus_per_actor(config),
+        **resources,
     )
 
 
