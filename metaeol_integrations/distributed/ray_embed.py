@@ -144,12 +144,15 @@ def embed_dataset(dataset: ray.data.Dataset, config: RayEmbedConfig = RayEmbedCo
     if config.num_cpus_per_actor != 1.0:
         # Only when it differs from Ray's default: Ray warns about GPU actors that set num_cpus explicitly.
         resources["num_cpus"] = config.num_cpus_per_actor
-    return dataset.map_batches(
+    # Ray hands an actor whole blocks, and one parquet file or JSONL file is often a single block: without
+    # smaller blocks one actor would embed the whole file while the others wait.
+    blocks = dataset.repartition(target_num_rows_per_block=config.batch_size)
+    return blocks.map_batches(
         _EmbedActor,
         fn_constructor_kwargs={"config": config},
         batch_size=config.batch_size,
         batch_format="pyarrow",
-        concurrency=config.num_actors,
+        compute=ray.data.ActorPoolStrategy(size=config.num_actors),
         **resources,
     )
 
