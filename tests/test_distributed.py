@@ -93,6 +93,8 @@ def test_an_actor_pool_holding_every_cpu_is_refused_instead_of_hanging(
     with pytest.raises(ClusterResourcesError, match=r"Fix: num_actors <= 1"):
         embed_files(corpus, tmp_path / "out", _config(tiny_model_dir, num_actors=2))
     assert not list((tmp_path / "out").glob("*"))
+    with pytest.raises(ClusterResourcesError, match="at least 1"):
+        embed_files(corpus, tmp_path / "out", _config(tiny_model_dir, num_actors=0))
     code = main(["encode", "--ray", "--file", str(corpus), "-o", str(tmp_path / "cli"), "--model", str(tiny_model_dir),
                  "--num-actors", "3", "--text-column", "body", "--id-column", "doc_id"], out=io.StringIO())
     assert code == 2 and "ClusterResourcesError" in capsys.readouterr().err
