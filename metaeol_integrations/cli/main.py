@@ -46,19 +46,21 @@ def _add_model_options(parser: argparse.ArgumentParser, with_model: bool = True)
     parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: best available)")
 
 
+def _load_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The model options of :func:`_add_model_options` as keywords of ``load`` (all but the device)."""
+    return {
+        "templates": args.templates,
+        "layer": args.layer,
+        "max_seq_length": args.max_seq_length,
+        "prefix_cache": args.prefix_cache,
+        "model_kwargs": {"dtype": args.dtype} if args.dtype else None,
+    }
+
+
 def _load_model(args: argparse.Namespace):
     from metaeol_integrations.loading import load
 
-    model_kwargs = {"dtype": args.dtype} if args.dtype else None
-    return load(
-        args.model,
-        templates=args.templates,
-        layer=args.layer,
-        max_seq_length=args.max_seq_length,
-        prefix_cache=args.prefix_cache,
-        model_kwargs=model_kwargs,
-        device=args.device,
-    )
+    return load(args.model, device=args.device, **_load_options(args))
 
 
 def _read_texts(args: argparse.Namespace, stdin: TextIO) -> list[str]:
@@ -109,15 +111,10 @@ def cmd_encode_ray(args: argparse.Namespace, out: TextIO) -> int:
 
     from metaeol_integrations.distributed import RayEmbedConfig, embed_files
 
-    load_kwargs = {
-        key: value for key, value in {
-            "templates": args.templates, "layer": args.layer, "max_seq_length": args.max_seq_length,
-            "prefix_cache": args.prefix_cache, "model_kwargs": {"dtype": args.dtype} if args.dtype else None,
-        }.items() if value is not None
-    }
     config = RayEmbedConfig(
-        model=args.model, load_kwargs=load_kwargs, text_column=args.text_column, id_column=args.id_column,
-        num_actors=args.num_actors, num_cpus_per_actor=args.cpus_per_actor, encode_batch_size=args.batch_size, normalize=args.normalize,
+        model=args.model, load_kwargs=_load_options(args), text_column=args.text_column, id_column=args.id_column,
+        num_actors=args.num_actors, num_cpus_per_actor=args.cpus_per_actor, encode_batch_size=args.batch_size,
+        normalize=args.normalize,
     )
     ray.init(address=args.ray_address, ignore_reinit_error=True)
     summary = embed_files(args.file, args.output, config)
@@ -195,7 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
     scale = encode.add_argument_group("Ray (extra `ray`): embed a parquet/JSONL corpus with an actor pool")
     scale.add_argument("--ray", action="store_true",
                        help="embed --file (parquet file/folder or .jsonl) on Ray into the parquet folder --output; "
-                       "re-running skips rows already written (docs/scaling.md)")
+                       "re-running skips rows already written; each actor uses its GPU when it has one, --device is not used "
+                       "(docs/scaling.md)")
     scale.add_argument("--ray-address", help="cluster address (default: a local Ray instance, or RAY_ADDRESS)")
     scale.add_argument("--num-actors", type=int, default=1, help="models running in parallel, one per actor (default 1)")
     scale.add_argument("--cpus-per-actor", type=float, default=1.0,
