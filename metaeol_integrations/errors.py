@@ -44,3 +44,8 @@ class DataNotFoundError(MetaEOLError, FileNotFoundError):
 
 class ClusterResourcesError(MetaEOLError, ValueError):
     """The requested actor pool cannot run on the Ray cluster's resources (it would wait forever)."""
+
+
+class IncomparableRunsError(MetaEOLError, ValueError):
+    """Two evaluation runs cannot be compared pair by pair: a run file is missing or unreadable, the runs scored
+    different tasks or pairs, or a file has no stored predictions."""

@@ -124,6 +124,23 @@ def cmd_eval(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
+    from metaeol_integrations.evaluation.paired import comparison_table, compare_runs
+
+    if args.bootstrap < 1:
+        raise SystemExit("metaeol eval compare: --bootstrap must be at least 1.")
+    if not 0 < args.level < 1:
+        raise SystemExit("metaeol eval compare: --level must be between 0 and 1, e.g. 0.95.")
+    comparison = compare_runs(args.run_a, args.run_b, tasks=args.tasks, resamples=args.bootstrap, seed=args.seed,
+                              level=args.level)
+    out.write(f"A = {comparison.label_a}\nB = {comparison.label_b}\n\n{comparison_table(comparison)}\n\n")
+    out.write(f"* interval excludes 0. Verdict on the {len(comparison.tasks)}-task average: {comparison.verdict()}\n")
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(comparison.to_dict(), indent=2), encoding="utf-8")
+        out.write(f"wrote {args.json_out}\n")
+    return 0
+
+
 def cmd_sweep(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
     from metaeol_integrations.evaluation.report import plot_curve
     from metaeol_integrations.evaluation.sweeps import layer_sweep, meta_task_sweep, prompt_count_sweep
@@ -182,16 +199,34 @@ def cmd_tune_layer(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
 def add_eval_commands(commands: argparse._SubParsersAction, templates_type: Any, default_model: str) -> None:
     """Register ``eval``, ``sweep`` and ``tune-layer`` on the ``metaeol`` parser."""
     evaluate = commands.add_parser(
-        "eval", help="score a model on SentEval STS / transfer tasks",
+        "eval", help="score a model on SentEval STS / transfer tasks, or compare two runs",
         description="Score a model on the SentEval tasks (STS12-16, STS-B, SICK-R; MR, CR, SUBJ, MPQA, SST-2, TREC, "
         "MRPC). By default a seeded, stratified sample per task (the full data takes hours on a CPU; --limit 0 runs "
-        "it). Prints a paper-style table and writes JSON and Markdown to --out.",
+        "it). Prints a paper-style table and writes JSON and Markdown to --out. `eval compare` tells whether one "
+        "run beats another on the same pairs.",
     )
-    evaluate.add_argument("suite", choices=tuple(SUITES), help="sts, transfer or all")
-    evaluate.add_argument("--layer", type=int, help="score this layer's vector (hidden_states numbering, -1 = last); "
-                          "all layers come from one cached pass (write negative values as --layer=-2)")
-    _add_eval_options(evaluate, templates_type, default_model)
-    evaluate.set_defaults(handler=cmd_eval)
+    suites = evaluate.add_subparsers(dest="suite", required=True, metavar="{sts,transfer,all,compare}")
+    for suite, what in (("sts", "the 7 STS tasks"), ("transfer", "the 7 transfer tasks"), ("all", "all 14 tasks")):
+        run = suites.add_parser(suite, help=f"score {what}", description=f"Score a model on {what}.")
+        run.add_argument("--layer", type=int, help="score this layer's vector (hidden_states numbering, -1 = last); "
+                         "all layers come from one cached pass (write negative values as --layer=-2)")
+        _add_eval_options(run, templates_type, default_model)
+        run.set_defaults(handler=cmd_eval)
+
+    compare = suites.add_parser(
+        "compare", help="paired bootstrap difference of two runs' STS scores",
+        description="Compare two `metaeol eval` JSON files scored on the same pairs (same sample size and seed): "
+        "the difference A - B per STS task and of the task average, with a paired percentile-bootstrap interval "
+        "(the same resampled pairs for both runs). 'A beats B' only when the interval excludes 0.",
+    )
+    compare.add_argument("run_a", help="JSON file written by `metaeol eval` (A)")
+    compare.add_argument("run_b", help="JSON file written by `metaeol eval` (B)")
+    compare.add_argument("--tasks", nargs="+", help="only these STS tasks (default: every STS task of the runs)")
+    compare.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (default 1000)")
+    compare.add_argument("--seed", type=int, default=0, help="resampling seed (default 0)")
+    compare.add_argument("--level", type=float, default=0.95, help="interval level (default 0.95)")
+    compare.add_argument("--json", dest="json_out", help="also write the comparison to this JSON file")
+    compare.set_defaults(handler=cmd_compare)
 
     sweep = commands.add_parser(
         "sweep", help="plot STS against the output layer and the number of prompts",

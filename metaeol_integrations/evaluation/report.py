@@ -123,6 +123,39 @@ PAPER_STS = {
 PAPER_TRANSFER = {"LLaMA2-7B PromptEOL (paper)": [90.63, 92.87, 96.32, 91.19, 95.00, 95.40, 75.19]}
 
 
+def paired_comparisons(result_files: Sequence[str | os.PathLike], resamples: int = 1000, seed: int = 0) -> list:
+    """Every pair of runs that scored the same STS pairs (same tasks, same sampled indices), compared with the
+    paired bootstrap; runs of different samples are never paired. Order: the files' order within each group."""
+    from itertools import combinations
+
+    from metaeol_integrations.evaluation.paired import paired_bootstrap, read_run_predictions
+
+    groups: dict[tuple, list[tuple[str, list]]] = {}
+    for path in result_files:
+        label, predictions = read_run_predictions(path)
+        if predictions:
+            key = tuple((p.task, p.indices.tobytes()) for p in predictions)
+            groups.setdefault(key, []).append((label, predictions))
+    return [
+        paired_bootstrap(a, b, label_a, label_b, resamples=resamples, seed=seed)
+        for runs in groups.values() for (label_a, a), (label_b, b) in combinations(runs, 2)
+    ]
+
+
+def paired_summary_table(comparisons: Sequence) -> str:
+    """Markdown, one line per compared pair: the averages, A - B with its paired interval, and the verdict."""
+    lines = ["| A | B | tasks (N per task) | A avg | B avg | A - B | paired 95% CI | verdict |",
+             "|---|---|---|---|---|---|---|---|"]
+    for c in comparisons:
+        ns = "/".join(sorted({str(t.n) for t in c.tasks}))
+        verdict = c.verdict() if c.average.excludes_zero else "no difference shown"
+        lines.append(
+            f"| {c.label_a} | {c.label_b} | {len(c.tasks)} ({ns}) | {c.average.score_a:.2f} | {c.average.score_b:.2f} "
+            f"| {c.average.difference:+.2f} | [{c.average.ci_low:+.2f}, {c.average.ci_high:+.2f}] | {verdict} |"
+        )
+    return "\n".join(lines)
+
+
 def combined_tables(result_files: Sequence[str | os.PathLike]) -> str:
     """Markdown STS and transfer tables over several ``metaeol eval`` JSON files, with the paper's rows, N and
     wall time per run."""
@@ -138,11 +171,13 @@ def combined_tables(result_files: Sequence[str | os.PathLike]) -> str:
             by_task = {r.task: r for r in results if r.kind == kind}
             if not by_task:
                 continue
-            scores = [by_task[t].score if t in by_task else float("nan") for t in order]
+            scores = [by_task[t].score if t in by_task else None for t in order]
             ns = sorted({r.n for r in by_task.values()})
             seconds = sum(r.seconds for r in by_task.values())
-            cells = [f"{s:.2f}" for s in scores] + [f"{sum(scores) / len(scores):.2f}",
-                                                     "/".join(str(n) for n in ns), f"{seconds / 60:.0f} min"]
+            # A run of some tasks only (e.g. full STS-B) gets no average: it would not be comparable to the others.
+            average = f"{sum(scores) / len(scores):.2f}" if None not in scores else "-"
+            cells = ["-" if s is None else f"{s:.2f}" for s in scores] + [
+                average, "/".join(str(n) for n in ns), f"{seconds / 60:.0f} min"]
             lines.append(f"| {meta['label']} | " + " | ".join(cells) + " |")
         for label, scores in paper.items():
             cells = [f"{s:.2f}" for s in scores] + [f"{sum(scores) / len(scores):.2f}", "full", "-"]

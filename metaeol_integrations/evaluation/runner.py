@@ -81,6 +81,11 @@ class TaskResult:
     seconds: float = 0.0
     texts_embedded: int = 0
     protocol: str = ""
+    # STS only: the scored pairs (indices into the full task), their gold scores and the predicted similarities,
+    # so two runs can be compared pair by pair (metaeol_integrations.evaluation.paired).
+    pair_indices: list[int] | None = None
+    gold: list[float] | None = None
+    predictions: list[float] | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -95,7 +100,7 @@ class Evaluator:
 
     def __post_init__(self) -> None:
         self.cache = EmbeddingCache(self.config.cache_dir, self.encoder.identity())
-        self._sts: dict[str, senteval.STSData] = {}
+        self._sts: dict[str, tuple[senteval.STSData, int, np.ndarray]] = {}
         self.warnings: list[str] = []
 
     # -- embeddings ------------------------------------------------------------------------------------------------
@@ -113,6 +118,11 @@ class Evaluator:
 
     def sts_data(self, task: str) -> tuple[senteval.STSData, int]:
         """The (sampled) pairs of an STS task, stratified over its subsets, and the full task's size."""
+        pairs, total, _ = self.sts_sample(task)
+        return pairs, total
+
+    def sts_sample(self, task: str) -> tuple[senteval.STSData, int, np.ndarray]:
+        """:meth:`sts_data` plus the sampled pairs' indices into the full task."""
         if task not in self._sts:
             full = (
                 senteval.read_sts_benchmark("dev", self.config.data_dir)
@@ -120,7 +130,7 @@ class Evaluator:
                 else senteval.read_sts(task, self.config.data_dir)
             )
             indices = stratified_indices(full.subsets, self.config.sts_limit, self.config.seed)
-            self._sts[task] = (full.take(indices), len(full))
+            self._sts[task] = (full.take(indices), len(full), indices)
             share = senteval.english_share(full.sentences1)
             if share < ENGLISH_THRESHOLD:
                 self.warnings.append(
@@ -146,9 +156,12 @@ class Evaluator:
         if interval and self.config.bootstrap_resamples > 0:
             low, high = bootstrap_interval(sims, pairs.scores, seed=self.config.seed,
                                            resamples=self.config.bootstrap_resamples)
+        _, _, indices = self.sts_sample(task)
         return TaskResult(
             task, "sts", spearman_x100(sims, pairs.scores), len(pairs), total, low, high,
             time.perf_counter() - start, computed, "cosine, Spearman x100 over all pairs (SentEval 'all')",
+            pair_indices=[int(i) for i in indices], gold=[float(g) for g in pairs.scores],
+            predictions=[float(p) for p in sims],
         )
 
     def sts_scores(self, task: str, views: Sequence[View]) -> list[float]:

@@ -98,6 +98,16 @@ def test_stratified_sample_is_proportional_seeded_and_sorted():
     assert np.array_equal(stratified_indices(strata, 0, seed=3), np.arange(1000))
 
 
+@needs_real_data
+@pytest.mark.parametrize("task", senteval.STS_TASKS)
+def test_english_check_stays_silent_on_the_english_sts_files(task):
+    data = senteval.read_sts(task, real_data)
+    for sentences in (data.sentences1, data.sentences2):
+        assert senteval.english_share(sentences) > 0.75
+
+
 def test_english_check_flags_translated_text():
     assert senteval.english_share(["The cat is on the mat .", "A man plays with the dog ."]) == 1.0
-    assert senteval.english_share(["O gato está no tapete .", "Um homem brinca com o cachorro ."]) == 0.0
+    portuguese = ["O gato está no tapete .", "Um homem brinca com o cachorro .", "uma mulher está cortando cebolas .",
+                  "o que você acha disso ?", "eu não sei se ele vai ."]
+    assert senteval.english_share(portuguese) == 0.0
