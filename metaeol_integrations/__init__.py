@@ -16,6 +16,7 @@ from metaeol_integrations.core.templates import (
 from metaeol_integrations.errors import (
     ClusterResourcesError,
     DataNotFoundError,
+    IncomparableRunsError,
     LayerError,
     MetaEOLError,
     ModelNotAvailableError,
@@ -24,14 +25,16 @@ from metaeol_integrations.errors import (
     UnknownModelError,
     UnsupportedDTypeError,
     UnsupportedModelError,
+    WeightsModeError,
 )
-from metaeol_integrations.loading import export, load
+from metaeol_integrations.loading import export, load, save
 from metaeol_integrations.presets import DEFAULT_PRESET, PRESETS, Preset
 
 __all__ = [
     "DEFAULT_PRESET",
     "ClusterResourcesError",
     "DataNotFoundError",
+    "IncomparableRunsError",
     "LayerError",
     "METAEOL_TEMPLATES",
     "MetaEOL",
@@ -48,8 +51,10 @@ __all__ = [
     "UnknownModelError",
     "UnsupportedDTypeError",
     "UnsupportedModelError",
+    "WeightsModeError",
     "__version__",
     "export",
     "load",
     "preprocess_sentence",
+    "save",
 ]

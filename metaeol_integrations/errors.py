@@ -49,3 +49,7 @@ class ClusterResourcesError(MetaEOLError, ValueError):
 class IncomparableRunsError(MetaEOLError, ValueError):
     """Two evaluation runs cannot be compared pair by pair: a run file is missing or unreadable, the runs scored
     different tasks or pairs, or a file has no stored predictions."""
+
+
+class WeightsModeError(MetaEOLError, ValueError):
+    """A saved folder cannot hold its weights the requested way (e.g. a weightless folder for a local base)."""

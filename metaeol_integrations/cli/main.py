@@ -151,11 +151,17 @@ def cmd_encode(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
 
 
 def cmd_export(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
-    args.model = args.name
-    model = _load_model(args)
-    model.save(args.output_dir)
+    from metaeol_integrations.loading import export
+
+    options = {key: value for key, value in _load_options(args).items() if value is not None}
+    folder = export(args.name, args.output_dir, weights=args.weights, device=args.device, revision=args.revision,
+                    **options)
+    config = json.loads((Path(folder) / "metaeol_config.json").read_text(encoding="utf-8"))
+    kind = ("weightless: loads the base model " + repr(config["base_model"]) + " through the hub cache"
+            if config.get("weights") == "reference" else "with the LLM's weights")
     out.write(
-        f"wrote {args.output_dir}\nload it with: SentenceTransformer({str(args.output_dir)!r}, trust_remote_code=True)\n"
+        f"wrote {folder} ({kind})\nload it with: SentenceTransformer({str(folder)!r}, trust_remote_code=True), or "
+        "push the folder to the hub and load it by id\n"
     )
     return 0
 
@@ -203,12 +209,17 @@ def build_parser() -> argparse.ArgumentParser:
     encode.set_defaults(handler=cmd_encode)
 
     export = commands.add_parser(
-        "export", help="write a SentenceTransformer folder",
-        description="Write a SentenceTransformer folder (weights as safetensors) that "
-        "SentenceTransformer(DIR, trust_remote_code=True) loads.",
+        "export", help="write a SentenceTransformer folder (weightless or with weights) and its model card",
+        description="Write a SentenceTransformer folder with a model card (README.md) that "
+        "SentenceTransformer(DIR, trust_remote_code=True) loads; push it to the hub to load it by id.",
     )
-    export.add_argument("name", help="preset, model folder or .gguf file")
+    export.add_argument("name", help="preset, hub id (base LLM or shared MetaEOL model), model folder or .gguf file")
     export.add_argument("output_dir", help="folder to write")
+    export.add_argument("--weights", choices=("reference", "copy"),
+                        help="reference: no weights, the folder names the base model's hub id (default for hub "
+                        "bases; written offline without loading anything); copy: the LLM's weights as safetensors "
+                        "(default for local and packaged GGUF bases)")
+    export.add_argument("--revision", help="hub revision of a hub-id NAME (recorded in a weightless folder)")
     _add_model_options(export, with_model=False)
     export.set_defaults(handler=cmd_export)
 

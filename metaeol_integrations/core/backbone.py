@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import re
 import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -33,6 +34,15 @@ from metaeol_integrations.errors import (
 
 # Where common decoder-only architectures keep their list of decoder layers.
 _LAYER_LIST_PATHS = ("layers", "h", "decoder.layers", "model.layers", "transformer.h", "language_model.layers")
+
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def is_hub_id(source: str) -> bool:
+    """Whether ``source`` names a Hugging Face hub repository (``org/name``) rather than a local path or file."""
+    text = str(source)
+    return bool(_HUB_ID.match(text)) and not text.endswith(".gguf") and not Path(text).expanduser().exists()
 
 
 def resolve_dtype(value: Any) -> Any:

@@ -14,6 +14,7 @@ from sentence_transformers.base.modules import InputModule
 from metaeol_integrations.core.backbone import (
     accepts_position_ids,
     decoder_layers,
+    is_hub_id,
     last_token_states,
     load_backbone,
     resolve_layers,
@@ -22,10 +23,12 @@ from metaeol_integrations.core.batching import group_rows, length_buckets
 from metaeol_integrations.core.prefix_cache import PrefixKVStore, cache_argument_name
 from metaeol_integrations.core.templates import TemplateSet, TemplateSpec
 from metaeol_integrations.core.tokenization import PromptTokenizer, pad_batch
+from metaeol_integrations.errors import WeightsModeError
 
 logger = logging.getLogger(__name__)
 
 DISTRIBUTION_NAME = "metaeol-integrations"
+WEIGHTS_MODES = ("reference", "copy")
 
 
 def _num_decoder_layers(model: torch.nn.Module) -> int:
@@ -55,10 +58,16 @@ class MetaEOL(InputModule):
             keys and values (same vectors within float tolerance, several times fewer tokens). ``False`` runs
             every prompt whole.
         max_tokens_per_forward: Cap on padded tokens in one forward call; bounds memory for long or many texts.
+        base_model_revision: The hub revision of ``base_model`` (default: ``model_kwargs["revision"]``).
+        weights: How :meth:`save` stores the LLM: ``"copy"`` writes its weights and tokenizer into the folder;
+            ``"reference"`` writes none and records ``base_model`` (a hub id) and its revision, so loading fetches
+            the base through the normal hub cache. Default: ``"reference"`` when the LLM was loaded by hub id,
+            else ``"copy"``.
     """
 
     config_keys = [
-        "templates", "task_templates", "layer", "max_seq_length", "base_model", "prefix_cache", "max_tokens_per_forward",
+        "templates", "task_templates", "layer", "max_seq_length", "base_model", "base_model_revision", "weights",
+        "prefix_cache", "max_tokens_per_forward",
     ]
     config_file_name = "metaeol_config.json"
     save_in_root = True
@@ -80,6 +89,8 @@ class MetaEOL(InputModule):
         base_model: str | None = None,
         prefix_cache: bool = True,
         max_tokens_per_forward: int = 8192,
+        base_model_revision: str | None = None,
+        weights: str | None = None,
     ) -> None:
         super().__init__()
         self.auto_model, self.tokenizer = load_backbone(
@@ -90,6 +101,8 @@ class MetaEOL(InputModule):
             cache_folder=cache_folder,
         )
         self.base_model = base_model or str(model_name_or_path)
+        self.base_model_revision = base_model_revision or (model_kwargs or {}).get("revision")
+        self.weights = weights or ("reference" if is_hub_id(str(model_name_or_path)) else "copy")
         self.num_layers = _num_decoder_layers(self.auto_model)
         self._pass_position_ids = accepts_position_ids(self.auto_model)
         self._cache_argument = cache_argument_name(self.auto_model)
@@ -123,6 +136,16 @@ class MetaEOL(InputModule):
     def layer(self, value: int | Sequence[int]) -> None:
         self._layers = resolve_layers(value, self.num_layers)
         self._layer = value if isinstance(value, int) else list(value)
+
+    @property
+    def weights(self) -> str:
+        """``"copy"`` or ``"reference"``: whether :meth:`save` writes the LLM's weights or only names its hub id."""
+        return self._weights
+
+    @weights.setter
+    def weights(self, value: str) -> None:
+        check_weights_mode(value, self.base_model)
+        self._weights = value
 
     @property
     def template_set(self) -> TemplateSet:
@@ -247,9 +270,11 @@ class MetaEOL(InputModule):
     # -- persistence ---------------------------------------------------------------------------------------------
 
     def save(self, output_path: str, *args: Any, safe_serialization: bool = True, **kwargs: Any) -> None:
-        """Write the LLM (safetensors), its tokenizer and ``metaeol_config.json`` into ``output_path``."""
-        self.auto_model.save_pretrained(output_path, safe_serialization=safe_serialization)
-        self.tokenizer.save_pretrained(output_path)
+        """Write ``metaeol_config.json`` into ``output_path``, and with ``weights="copy"`` also the LLM
+        (safetensors) and its tokenizer; a ``"reference"`` folder names the base model's hub id instead."""
+        if self.weights == "copy":
+            self.auto_model.save_pretrained(output_path, safe_serialization=safe_serialization)
+            self.tokenizer.save_pretrained(output_path)
         self.save_config(output_path)
         self._declare_requirement(output_path)
 
@@ -297,10 +322,22 @@ class MetaEOL(InputModule):
         unknown = sorted(set(config) - set(cls.config_keys))
         if unknown:
             logger.warning("Ignoring unknown keys %s in %s", unknown, cls.config_file_name)
-        local_path = cls.load_dir_path(model_name_or_path, subfolder=subfolder, **hub)
         settings = {key: config[key] for key in cls.config_keys if key in config}
+        if settings.get("weights") == "reference":
+            # A weightless folder: the LLM comes from its hub id through the normal transformers cache. The folder's
+            # revision/token apply to the folder; the base's revision is the one recorded at export.
+            source = str(settings.get("base_model", ""))
+            check_weights_mode("reference", source)
+            model_kwargs = dict(model_kwargs or {})
+            if settings.get("base_model_revision"):
+                model_kwargs.setdefault("revision", settings["base_model_revision"])
+            for key, value in (("token", token), ("local_files_only", local_files_only)):
+                if value:
+                    model_kwargs.setdefault(key, value)
+        else:
+            source = cls.load_dir_path(model_name_or_path, subfolder=subfolder, **hub)
         return cls(
-            local_path,
+            source,
             model_kwargs=model_kwargs,
             processor_kwargs=processor_kwargs,
             config_kwargs=config_kwargs,
@@ -314,4 +351,15 @@ class MetaEOL(InputModule):
             f"templates={self.template_set.name!r} ({len(self.template_set)} prompts), "
             f"task_templates={sorted(self._task_prompt_tokenizers)}, layer={self._layer}, "
             f"max_seq_length={self.max_seq_length})"
+        )
+
+
+def check_weights_mode(weights: str, base_model: str) -> None:
+    """Raise :class:`WeightsModeError` unless ``weights`` is a mode that can store a model based on ``base_model``."""
+    if weights not in WEIGHTS_MODES:
+        raise WeightsModeError(f"weights must be 'reference' or 'copy', not {weights!r}.")
+    if weights == "reference" and not is_hub_id(base_model):
+        raise WeightsModeError(
+            f"The base model {base_model!r} is not a hub id (org/name), so a weightless folder cannot point at it. "
+            "Fix: save with weights='copy' (CLI: --weights copy), which writes the weights into the folder."
         )
