@@ -43,11 +43,14 @@ def _check_module_types(modules_json: Path, name: str) -> None:
 def _hub_modules_json(repo_id: str, revision: str | None, token: Any, cache_folder: str | None) -> Path | None:
     """The ``modules.json`` of a hub repository (through the hub cache), or None when it has none or cannot be
     reached: then the id names a base LLM, whose own loading reports what is wrong."""
+    import httpx
     from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError
 
     try:
         return Path(hf_hub_download(repo_id, "modules.json", revision=revision, token=token, cache_dir=cache_folder))
-    except (OSError, ValueError, RuntimeError):  # not found, offline and not cached, gated, no network
+    # Not found, offline and not cached, gated, no network (hub errors are OSErrors; httpx's are not).
+    except (OSError, ValueError, RuntimeError, EntryNotFoundError, httpx.HTTPError):
         return None
 
 

@@ -72,11 +72,84 @@ def test_errors_are_reported_without_a_traceback(capsys):
     assert "did you mean" in capsys.readouterr().err.lower()
 
 
-def test_bad_output_suffix_and_no_input_exit_with_a_message(tiny_model_dir):
-    with pytest.raises(SystemExit, match="npy or .jsonl"):
-        run(["encode", "--model", str(tiny_model_dir), "x", "-o", "out.csv"])
-    with pytest.raises(SystemExit, match="no input texts"):
-        run(["encode", "--model", str(tiny_model_dir)])
+def _one_line_error(capsys, *needles: str) -> str:
+    """The CLI's stderr: exactly one line (no traceback, no library bars), naming a fix."""
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert "Fix" in err or "fix" in err or "usage" in err, err
+    for needle in needles:
+        assert needle in err, err
+    return err
+
+
+def test_bad_output_suffix_and_no_input_exit_with_a_message(tiny_model_dir, capsys):
+    assert run(["encode", "--model", str(tiny_model_dir), "x", "-o", "out.csv"])[0] == 2
+    _one_line_error(capsys, "npy or .jsonl")
+    assert run(["encode", "--model", str(tiny_model_dir)])[0] == 2
+    _one_line_error(capsys, "no input texts")
+
+
+def test_missing_or_unreadable_input_file(tmp_path, capsys):
+    assert run(["encode", "--file", str(tmp_path / "missing.txt")])[0] == 2
+    _one_line_error(capsys, "missing.txt", "No such file")
+    assert run(["encode", "--file", str(tmp_path)])[0] == 2  # a folder
+    _one_line_error(capsys, "cannot read --file")
+    binary = tmp_path / "latin1.txt"
+    binary.write_bytes("caf\xe9\n".encode("latin-1"))
+    assert run(["encode", "--file", str(binary)])[0] == 2
+    _one_line_error(capsys, "UTF-8")
+
+
+def test_missing_data_folder(tmp_path, capsys):
+    assert run(["eval", "sts", "--data-dir", str(tmp_path / "nowhere")])[0] == 2
+    _one_line_error(capsys, "DataNotFoundError", "--data-dir")
+
+
+def test_bad_template_json(tiny_model_dir, tmp_path, capsys):
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"task": ["no closing quote')
+    with pytest.raises(SystemExit) as exit_info:
+        run(["encode", "--model", str(tiny_model_dir), "--templates", str(broken), "x"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "cannot read the template file" in err and "Traceback" not in err
+    no_slot = tmp_path / "no_slot.json"
+    no_slot.write_text('{"task": ["This sentence has no slot in one word:"]}')
+    assert run(["encode", "--model", str(tiny_model_dir), "--templates", str(no_slot), "x"])[0] == 2
+    _one_line_error(capsys, "TemplateError", "{sentence}")
+
+
+def test_unknown_task_and_unknown_preset(tiny_model_dir, capsys):
+    assert run(["eval", "sts", "--tasks", "STS99"])[0] == 2
+    _one_line_error(capsys, "unknown task(s) STS99", "STSBenchmark")
+    assert run(["export", "metaeol-smollm3", "out"])[0] == 2
+    _one_line_error(capsys, "UnknownModelError", "metaeol-smollm2-135m")
+
+
+def test_output_folder_that_cannot_be_written(tiny_model_dir, tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    assert run(["export", str(tiny_model_dir), str(blocker / "model")])[0] == 1
+    _one_line_error(capsys, "a-file")
+    assert run(["export", "metaeol-llama2-7b", str(blocker / "model")])[0] == 1
+    _one_line_error(capsys, "a-file")
+    assert run(["encode", "--model", str(tiny_model_dir), "x", "-o", str(blocker / "v.npy")])[0] == 1
+    _one_line_error(capsys, "a-file")
+
+
+def test_bad_layer(tiny_model_dir, capsys):
+    assert run(["encode", "--model", str(tiny_model_dir), "--layer", "99", "x"])[0] == 2
+    _one_line_error(capsys, "LayerError")
+    with pytest.raises(SystemExit) as exit_info:
+        run(["encode", "--model", str(tiny_model_dir), "--layer", "last", "x"])
+    assert exit_info.value.code == 2 and "Traceback" not in capsys.readouterr().err
+
+
+def test_library_bars_only_with_verbose(tiny_model_dir, capsys):
+    assert run(["encode", "--model", str(tiny_model_dir), "x"])[0] == 0
+    assert "Loading weights" not in capsys.readouterr().err
+    assert run(["-v", "encode", "--model", str(tiny_model_dir), "x"])[0] == 0
+    assert "Loading weights" in capsys.readouterr().err
 
 
 def test_help_names_every_command():

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
+from metaeol_integrations.cli.usage import UsageError
 from metaeol_integrations.evaluation.data import DATA_DIR_ENV_VAR, STS_TASKS, TRANSFER_TASKS
 from metaeol_integrations.evaluation.runner import DEFAULT_STS_LIMIT, DEFAULT_TRANSFER_LIMIT, EvalConfig, View
 
@@ -91,7 +92,7 @@ def _selected_tasks(args: argparse.Namespace, suite: tuple[str, ...]) -> list[st
         return list(suite)
     unknown = [task for task in args.tasks if task not in suite]
     if unknown:
-        raise SystemExit(f"metaeol: unknown task(s) {unknown}; choose from {', '.join(suite)}.")
+        raise UsageError(f"unknown task(s) {', '.join(unknown)}. Fix: choose from {', '.join(suite)}.")
     return [task for task in suite if task in args.tasks]
 
 
@@ -128,9 +129,9 @@ def cmd_compare(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
     from metaeol_integrations.evaluation.paired import comparison_table, compare_runs
 
     if args.bootstrap < 1:
-        raise SystemExit("metaeol eval compare: --bootstrap must be at least 1.")
+        raise UsageError("--bootstrap must be at least 1. Fix: e.g. --bootstrap 1000.")
     if not 0 < args.level < 1:
-        raise SystemExit("metaeol eval compare: --level must be between 0 and 1, e.g. 0.95.")
+        raise UsageError("--level must be between 0 and 1. Fix: e.g. --level 0.95.")
     comparison = compare_runs(args.run_a, args.run_b, tasks=args.tasks, resamples=args.bootstrap, seed=args.seed,
                               level=args.level)
     out.write(f"A = {comparison.label_a}\nB = {comparison.label_b}\n\n{comparison_table(comparison)}\n\n")
@@ -176,7 +177,7 @@ def cmd_tune_layer(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
 
     evaluator = _evaluator(args)
     if not isinstance(evaluator.encoder, MetaEOLEncoder):
-        raise SystemExit("metaeol tune-layer: needs a MetaEOL model (last-token pooling).")
+        raise UsageError("needs a MetaEOL model (last-token pooling). Fix: drop --pooling mean, use a MetaEOL model.")
     best, sweep = tune_layer(evaluator)
     scores = sweep.scores[TUNING_TASK]
     out.write(f"best layer on STS-B dev (N={len(evaluator.sts_data(TUNING_TASK)[0])}): {best} "

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
 from metaeol_integrations.cli.evaluate import add_eval_commands
+from metaeol_integrations.cli.usage import UsageError
 from metaeol_integrations.core.templates import BUILTIN_TEMPLATE_SETS
 from metaeol_integrations.errors import MetaEOLError
 from metaeol_integrations.presets import DEFAULT_PRESET, PRESETS
@@ -27,8 +29,14 @@ def _templates(value: str) -> Any:
         return value
     path = Path(value)
     if path.is_file():
-        with path.open(encoding="utf-8") as handle:
-            return json.load(handle)
+        try:
+            with path.open(encoding="utf-8") as handle:
+                return json.load(handle)
+        except (OSError, ValueError) as error:
+            raise argparse.ArgumentTypeError(
+                f"cannot read the template file {value!r} ({error}). Fix: write it as JSON, "
+                '{"meta_task": ["... \\"{sentence}\\" ... in one word:\\"", ...]} or a list of templates.'
+            ) from error
     raise argparse.ArgumentTypeError(
         f"{value!r} is neither a built-in template set ({', '.join(BUILTIN_TEMPLATE_SETS)}) nor a JSON file."
     )
@@ -68,8 +76,15 @@ def _read_texts(args: argparse.Namespace, stdin: TextIO) -> list[str]:
     if args.file == "-" or (not args.file and not texts and not stdin.isatty()):
         texts.extend(line.rstrip("\n") for line in stdin)
     elif args.file:
-        with open(args.file, encoding="utf-8") as handle:
-            texts.extend(line.rstrip("\n") for line in handle)
+        try:
+            with open(args.file, encoding="utf-8") as handle:
+                texts.extend(line.rstrip("\n") for line in handle)
+        except (OSError, UnicodeDecodeError) as error:
+            reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+            raise UsageError(
+                f"cannot read --file {args.file!r} ({reason}). Fix: give an existing UTF-8 text file with one text "
+                "per line, or '-' for stdin."
+            ) from error
     return texts
 
 
@@ -104,9 +119,9 @@ def _write_embeddings(texts: Sequence[str], embeddings: Any, output: str | None,
 
 def cmd_encode_ray(args: argparse.Namespace, out: TextIO) -> int:
     if not args.file or args.file == "-" or args.texts:
-        raise SystemExit("metaeol encode --ray: give the input as --file PATH (parquet file/folder or .jsonl).")
+        raise UsageError("--ray needs the input as --file PATH (a parquet file/folder or .jsonl). Fix: pass --file.")
     if not args.output or args.output.endswith((".npy", ".jsonl")):
-        raise SystemExit("metaeol encode --ray: --output must be a folder (parquet parts are written into it).")
+        raise UsageError("with --ray, --output must be a folder (parquet parts are written into it). Fix: pass --output DIR.")
     import ray
 
     from metaeol_integrations.distributed import RayEmbedConfig, embed_files
@@ -116,7 +131,8 @@ def cmd_encode_ray(args: argparse.Namespace, out: TextIO) -> int:
         num_actors=args.num_actors, num_cpus_per_actor=args.cpus_per_actor, encode_batch_size=args.batch_size,
         normalize=args.normalize,
     )
-    ray.init(address=args.ray_address, ignore_reinit_error=True)
+    ray.init(address=args.ray_address, ignore_reinit_error=True,
+             logging_level=logging.INFO if args.verbose else logging.ERROR)
     summary = embed_files(args.file, args.output, config)
     out.write(
         f"embedded {summary.rows_embedded} rows ({summary.rows_already_done} already done) into "
@@ -130,9 +146,9 @@ def cmd_encode(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
         return cmd_encode_ray(args, out)
     texts = _read_texts(args, stdin)
     if not texts:
-        raise SystemExit("metaeol encode: no input texts. Give them as arguments, with --file, or on stdin.")
+        raise UsageError("no input texts. Fix: give them as arguments, with --file PATH, or on stdin.")
     if args.output and not args.output.endswith((".npy", ".jsonl")):
-        raise SystemExit("metaeol encode: --output must end in .npy or .jsonl.")
+        raise UsageError(f"--output {args.output!r} must end in .npy or .jsonl. Fix: rename it, e.g. vectors.npy.")
     model = _load_model(args)
     embeddings = model.encode(
         texts,
@@ -185,6 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="metaeol",
         description="MetaEOL sentence embeddings from decoder-only LLMs (Lei et al., ACL 2024).",
     )
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="also show the libraries' own output (weight-loading bars, load reports, Ray start-up)")
     commands = parser.add_subparsers(dest="command", required=True)
 
     encode = commands.add_parser("encode", help="embed texts", description="Embed texts with a MetaEOL model.")
@@ -230,14 +248,45 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_libraries(verbose: bool) -> None:
+    """Keep transformers' and huggingface_hub's bars and load reports out of the CLI's output unless -v (set both
+    ways: ``main`` may run several times in one process)."""
+    import huggingface_hub.utils
+    import transformers
+
+    if verbose:
+        transformers.utils.logging.set_verbosity_warning()
+        transformers.utils.logging.enable_progress_bar()
+        huggingface_hub.utils.enable_progress_bars()
+    else:
+        transformers.utils.logging.set_verbosity_error()
+        transformers.utils.logging.disable_progress_bar()
+        huggingface_hub.utils.disable_progress_bars()
+
+
 def main(argv: Sequence[str] | None = None, stdin: TextIO | None = None, out: TextIO | None = None) -> int:
-    """Entry point of the ``metaeol`` console script."""
+    """Entry point of the ``metaeol`` console script. Errors end in one line on stderr: exit status 2 for bad input
+    (usage, unknown model, bad settings), 1 for files that cannot be written or read."""
     args = build_parser().parse_args(argv)
+    _quiet_libraries(args.verbose)
+    command = f"metaeol {args.command}"
     try:
         return args.handler(args, stdin or sys.stdin, out or sys.stdout)
-    except (MetaEOLError, TypeError) as error:
-        print(f"metaeol {args.command}: {type(error).__name__}: {error}", file=sys.stderr)
+    except UsageError as error:
+        print(f"{command}: {error}", file=sys.stderr)
         return 2
+    except (MetaEOLError, TypeError) as error:
+        print(f"{command}: {type(error).__name__}: {_one_line(error)}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        where = f" {str(error.filename)!r}" if error.filename else ""
+        print(f"{command}: cannot use{where}: {error.strerror or error}. Fix: check the path exists and that you may "
+              "write to it.", file=sys.stderr)
+        return 1
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split())
 
 
 if __name__ == "__main__":
