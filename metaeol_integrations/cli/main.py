@@ -129,14 +129,15 @@ def cmd_encode_ray(args: argparse.Namespace, out: TextIO) -> int:
     config = RayEmbedConfig(
         model=args.model, load_kwargs=_load_options(args), text_column=args.text_column, id_column=args.id_column,
         num_actors=args.num_actors, num_cpus_per_actor=args.cpus_per_actor, encode_batch_size=args.batch_size,
-        normalize=args.normalize,
+        normalize=args.normalize, **({"batch_size": args.commit_rows} if args.commit_rows else {}),
     )
     ray.init(address=args.ray_address, ignore_reinit_error=True,
              logging_level=logging.INFO if args.verbose else logging.ERROR)
-    summary = embed_files(args.file, args.output, config)
+    summary = embed_files(args.file, args.output, config, show_progress=not args.quiet)
     out.write(
-        f"embedded {summary.rows_embedded} rows ({summary.rows_already_done} already done) into "
-        f"{summary.files_written} new parquet file(s) in {summary.output_dir}\n"
+        f"embedded {summary.rows_embedded} rows ({summary.rows_per_second:.1f} rows/s) into {summary.files_written} "
+        f"new parquet file(s) in {summary.output_dir}; skipped {summary.rows_already_done} rows committed by earlier "
+        f"runs; {summary.rows_already_done + summary.rows_embedded} of {summary.rows_total} done\n"
     )
     return 0
 
@@ -154,7 +155,7 @@ def cmd_encode(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
         texts,
         batch_size=args.batch_size,
         normalize_embeddings=args.normalize,
-        show_progress_bar=len(texts) >= PROGRESS_THRESHOLD,
+        show_progress_bar=len(texts) >= PROGRESS_THRESHOLD and not args.quiet,
         convert_to_numpy=True,
     )
     if args.similarity:
@@ -212,16 +213,21 @@ def build_parser() -> argparse.ArgumentParser:
     encode.add_argument("--similarity", action="store_true", help="print the cosine similarity matrix of the texts")
     encode.add_argument("--normalize", action="store_true", help="L2-normalise the embeddings")
     encode.add_argument("--batch-size", type=int, default=16, help="texts per batch (each is K prompts; default 16)")
+    encode.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     _add_model_options(encode)
     scale = encode.add_argument_group("Ray (extra `ray`): embed a parquet/JSONL corpus with an actor pool")
     scale.add_argument("--ray", action="store_true",
                        help="embed --file (parquet file/folder or .jsonl) on Ray into the parquet folder --output; "
-                       "re-running skips rows already written; each actor uses its GPU when it has one, --device is not used "
-                       "(docs/scaling.md)")
+                       "every finished batch is committed at once, so a re-run after a kill embeds only the rest; "
+                       "shows rows committed / total, rows/s and time left (not with -q); each actor uses its GPU "
+                       "when it has one, --device is not used (docs/scaling.md)")
     scale.add_argument("--ray-address", help="cluster address (default: a local Ray instance, or RAY_ADDRESS)")
     scale.add_argument("--num-actors", type=int, default=1, help="models running in parallel, one per actor (default 1)")
     scale.add_argument("--cpus-per-actor", type=float, default=1.0,
                        help="CPUs each actor reserves (default 1); actors must leave one CPU free for reading/writing")
+    scale.add_argument("--commit-rows", type=int,
+                       help="rows per committed parquet file (default 256): smaller loses less to a kill, larger "
+                       "has less overhead per file")
     scale.add_argument("--text-column", default="text", help="input column holding the text (default: text)")
     scale.add_argument("--id-column", default="id", help="input column holding a unique id (default: id)")
     encode.set_defaults(handler=cmd_encode)
