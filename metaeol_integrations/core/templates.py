@@ -68,10 +68,17 @@ class PromptTemplate:
 
 @dataclass(frozen=True)
 class MetaTask:
-    """A named meta-task (e.g. sentiment analysis) and its templates."""
+    """A named meta-task (e.g. sentiment analysis) and its templates.
+
+    ``layer`` is the readout layer its method was published with (``hidden_states`` numbering, e.g. -2 for PCoT and
+    KE), used unless the model is given ``layer=``; None means the model's default (-1). ``member`` names the
+    ensemble member it belongs to (see :meth:`TemplateSet.ensemble`); None outside ensembles.
+    """
 
     name: str
     templates: tuple[PromptTemplate, ...]
+    layer: int | None = None
+    member: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -79,15 +86,31 @@ class MetaTask:
         templates = tuple(t if isinstance(t, PromptTemplate) else PromptTemplate(t) for t in self.templates)
         if not templates:
             raise TemplateError(f"Meta-task {self.name!r} has no template. Fix: give it at least one template.")
+        if self.layer is not None and (isinstance(self.layer, bool) or not isinstance(self.layer, int)):
+            raise TemplateError(f"Meta-task {self.name!r}: layer must be an int, not {self.layer!r}.")
         object.__setattr__(self, "templates", templates)
 
 
 TemplateSpec = Union["TemplateSet", str, Mapping[str, Iterable[str]], Iterable[str]]
 
 
+def effective_layer(templates: TemplateSet, layer: int | list[int] | None) -> int | list[int] | dict[str, int]:
+    """The readout layer(s) a model with ``layer`` and these templates uses: ``layer`` when given, -1 when no
+    meta-task names its own, else ``{meta_task: layer}`` (-1 for those without)."""
+    if layer is not None:
+        return layer
+    if all(task.layer is None for task in templates.meta_tasks):
+        return -1
+    return {task.name: -1 if task.layer is None else task.layer for task in templates.meta_tasks}
+
+
 @dataclass(frozen=True)
 class TemplateSet:
-    """An ordered set of meta-tasks; the sentence embedding is the mean over all their templates."""
+    """An ordered set of meta-tasks; the sentence embedding is the mean over all their templates.
+
+    In an ensemble (meta-tasks with a ``member``) it is the mean over members of each member's mean over its
+    templates, so ``metaeol+ke`` weighs MetaEOL's 8 prompts and KE's one prompt equally.
+    """
 
     meta_tasks: tuple[MetaTask, ...]
     name: str = "custom"
@@ -109,6 +132,42 @@ class TemplateSet:
     def __len__(self) -> int:
         return len(self.templates)
 
+    def prompt_layers(self) -> tuple[int | None, ...]:
+        """Each template's own readout layer (None: the model's layer), in :attr:`templates` order."""
+        return tuple(task.layer for task in self.meta_tasks for _ in task.templates)
+
+    def prompt_weights(self) -> tuple[float, ...]:
+        """Each template's weight in the sentence embedding (they sum to 1), in :attr:`templates` order."""
+        members: dict[str | None, int] = {}
+        for task in self.meta_tasks:
+            members[task.member] = members.get(task.member, 0) + len(task.templates)
+        return tuple(1.0 / (len(members) * members[task.member]) for task in self.meta_tasks for _ in task.templates)
+
+    @property
+    def is_uniform(self) -> bool:
+        """True when every template has the same weight and no own layer (the plain MetaEOL mean)."""
+        return all(task.layer is None and task.member is None for task in self.meta_tasks)
+
+    @classmethod
+    def ensemble(cls, members: Mapping[str, TemplateSpec] | Iterable[TemplateSpec], name: str | None = None) -> TemplateSet:
+        """Average several template sets, each keeping its own readout layer; members are weighted equally.
+
+        ``members`` is a mapping ``{member name: set}`` or a sequence of sets (named by their own names).
+        """
+        items = list(members.items()) if isinstance(members, Mapping) else [(None, spec) for spec in members]
+        tasks: list[MetaTask] = []
+        names: list[str] = []
+        for member_name, spec in items:
+            member = cls.coerce(spec)
+            label = member_name or member.name
+            if label in names:
+                raise TemplateError(f"Ensemble member {label!r} appears twice. Fix: give each member once.")
+            names.append(label)
+            tasks += [MetaTask(f"{label}/{task.name}", task.templates, task.layer, label) for task in member.meta_tasks]
+        if len(names) < 2:
+            raise TemplateError("An ensemble needs at least two members, e.g. templates='metaeol+ke'.")
+        return cls(tuple(tasks), name=name or "+".join(names))
+
     def subset(self, meta_task_names: Iterable[str]) -> TemplateSet:
         """The template set restricted to some meta-tasks (for the paper's Figure 3 style sweeps)."""
         wanted = list(meta_task_names)
@@ -119,18 +178,32 @@ class TemplateSet:
         return TemplateSet(tuple(by_name[name] for name in wanted), name=f"{self.name}[{','.join(wanted)}]")
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready description, the inverse of :meth:`from_dict`."""
-        return {
+        """A JSON-ready description, the inverse of :meth:`from_dict` (``layers`` / ``members`` only when set)."""
+        record: dict[str, Any] = {
             "name": self.name,
             "meta_tasks": {task.name: [t.text for t in task.templates] for task in self.meta_tasks},
         }
+        layers = {task.name: task.layer for task in self.meta_tasks if task.layer is not None}
+        members = {task.name: task.member for task in self.meta_tasks if task.member is not None}
+        if layers:
+            record["layers"] = layers
+        if members:
+            record["members"] = members
+        return record
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TemplateSet:
-        """Build a set from ``{"name": ..., "meta_tasks": {task: [template, ...]}}``."""
+        """Build a set from ``{"name": ..., "meta_tasks": {task: [template, ...]}, "layers": {task: layer},
+        "members": {task: member}}`` (the last two optional)."""
         if not isinstance(data, Mapping) or "meta_tasks" not in data:
             raise TemplateError('A template-set dict needs a "meta_tasks" mapping of task name to templates.')
-        return cls.from_mapping(data["meta_tasks"], name=str(data.get("name", "custom")))
+        plain = cls.from_mapping(data["meta_tasks"], name=str(data.get("name", "custom")))
+        layers, members = dict(data.get("layers") or {}), dict(data.get("members") or {})
+        unknown = sorted((set(layers) | set(members)) - {task.name for task in plain.meta_tasks})
+        if unknown:
+            raise TemplateError(f"layers/members name meta-tasks that the set does not have: {unknown}.")
+        return cls(tuple(MetaTask(task.name, task.templates, layers.get(task.name), members.get(task.name))
+                         for task in plain.meta_tasks), name=plain.name)
 
     @classmethod
     def from_mapping(cls, meta_tasks: Mapping[str, Iterable[str]], name: str = "custom") -> TemplateSet:
@@ -152,12 +225,21 @@ class TemplateSet:
                 return BUILTIN_TEMPLATE_SETS[spec]
             if SLOT in spec:
                 return cls((MetaTask("custom", (spec,)),), name="custom")
+            if "+" in spec and all(part.strip() in BUILTIN_TEMPLATE_SETS for part in spec.split("+")):
+                return cls.ensemble([part.strip() for part in spec.split("+")], name=spec.replace(" ", ""))
             raise TemplateError(
-                f"Unknown template set {spec!r}. Fix: use one of {sorted(BUILTIN_TEMPLATE_SETS)} "
-                f"or a template string containing {SLOT}."
+                f"Unknown template set {spec!r}. Fix: use one of {sorted(BUILTIN_TEMPLATE_SETS)}, an ensemble of "
+                f"them joined by '+' (e.g. 'metaeol+ke'), or a template string containing {SLOT}."
             )
         if isinstance(spec, Mapping):
-            return cls.from_dict(spec) if "meta_tasks" in spec else cls.from_mapping(spec)
+            if "meta_tasks" in spec:
+                return cls.from_dict(spec)
+            if spec and all(isinstance(value, (TemplateSet, Mapping)) for value in spec.values()):
+                return cls.ensemble(spec)  # {member name: set}
+            if spec and all(isinstance(value, str) and value in BUILTIN_TEMPLATE_SETS and SLOT not in value
+                            for value in spec.values()):
+                return cls.ensemble(spec)
+            return cls.from_mapping(spec)
         if isinstance(spec, Iterable):
             templates = tuple(spec)
             return cls((MetaTask("custom", templates),), name="custom")
@@ -222,6 +304,32 @@ PROMPTEOL_TEMPLATES = TemplateSet(
     name="prompteol",
 )
 
+# Pretended CoT and Knowledge Enhancement (Zhang et al., arXiv 2404.03921): one template each, read out at HS[-2]
+# (no final norm), as in their official code. Strings are the code's, spacing included (`step by step ,`, `mind ,`).
+PCOT_TEMPLATES = TemplateSet(
+    (MetaTask("pcot", ('After thinking step by step , this sentence : "{sentence}" means in one word:"',), layer=-2),),
+    name="pcot",
+)
+
+KE_TEMPLATES = TemplateSet(
+    (
+        MetaTask(
+            "ke",
+            ("The essence of a sentence is often captured by its main subjects and actions, while descriptive terms "
+             "provide additional but less central details. With this in mind , this sentence : \"{sentence}\" means "
+             "in one word:\"",),
+            layer=-2,
+        ),
+    ),
+    name="ke",
+)
+
+# CK (Contrastive Prompting paper, arXiv 2505.12831): the mean of the PCoT and KE embeddings.
+CK_TEMPLATES = TemplateSet.ensemble({"pcot": PCOT_TEMPLATES, "ke": KE_TEMPLATES}, name="ck")
+
 BUILTIN_TEMPLATE_SETS: Mapping[str, TemplateSet] = MappingProxyType(
-    {METAEOL_TEMPLATES.name: METAEOL_TEMPLATES, PROMPTEOL_TEMPLATES.name: PROMPTEOL_TEMPLATES}
+    {
+        template_set.name: template_set
+        for template_set in (METAEOL_TEMPLATES, PROMPTEOL_TEMPLATES, PCOT_TEMPLATES, KE_TEMPLATES, CK_TEMPLATES)
+    }
 )

@@ -68,7 +68,7 @@ class MetaEOLEncoder(Encoder):
             "parameters": sum(p.numel() for p in self.module.auto_model.parameters()),
             "dtype": str(self.module.auto_model.dtype),
             "templates": self.module.templates,
-            "layer": self.module.layer,
+            "layer": self.module.effective_layer,
             "max_seq_length": self.module.max_seq_length,
             "version": __version__,
         }

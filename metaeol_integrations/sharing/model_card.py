@@ -32,7 +32,7 @@ class CardFacts:
 
     base_model: str
     template_set: TemplateSet
-    layer: int | list[int]
+    layer: int | list[int] | dict[str, int]  # as read: see templates.effective_layer
     max_seq_length: int
     weights: str
     base_model_revision: str | None = None
@@ -46,7 +46,7 @@ class CardFacts:
     def of(cls, module: Any, measured: str | None = None, card_base_model: str | None = None) -> CardFacts:
         """The facts of a loaded MetaEOL module."""
         return cls(
-            base_model=module.base_model, template_set=module.template_set, layer=module.layer,
+            base_model=module.base_model, template_set=module.template_set, layer=module.effective_layer,
             max_seq_length=module.max_seq_length, weights=module.weights,
             base_model_revision=module.base_model_revision, task_templates=module.task_template_sets,
             dimensions=module.get_embedding_dimension(), measured=measured, card_base_model=card_base_model,
@@ -79,7 +79,8 @@ class CardFacts:
             "num_prompts": len(self.template_set),
             "meta_tasks": [task.name for task in self.template_set.meta_tasks],
             "task_templates": {task: ts.name for task, ts in self.task_templates.items()},
-            "layer": self.layer,
+            "layer": ", ".join(f"{task}: {layer}" for task, layer in self.layer.items())
+            if isinstance(self.layer, dict) else self.layer,
             "max_seq_length": self.max_seq_length,
             "dimensions": self.dimensions,
             "measured": self.measured,

@@ -19,7 +19,7 @@ import torch
 import transformers
 
 from metaeol_integrations.core.module import MetaEOL, check_weights_mode
-from metaeol_integrations.core.templates import TemplateSet, TemplateSpec
+from metaeol_integrations.core.templates import TemplateSet, TemplateSpec, effective_layer
 from metaeol_integrations.sharing.model_card import CardFacts, render_model_card
 
 _MODULE_TYPE = f"{MetaEOL.__module__}.{MetaEOL.__name__}"
@@ -37,7 +37,7 @@ def write_reference_folder(
     revision: str | None = None,
     templates: TemplateSpec = "metaeol",
     task_templates: Mapping[str, TemplateSpec] | None = None,
-    layer: int | Sequence[int] = -1,
+    layer: int | Sequence[int] | None = None,
     max_seq_length: int | None = None,
     prefix_cache: bool | None = None,
     max_tokens_per_forward: int | None = None,
@@ -52,8 +52,9 @@ def write_reference_folder(
     check_weights_mode("reference", base_model)
     template_set = TemplateSet.coerce(templates)
     task_sets = {task: TemplateSet.coerce(spec) for task, spec in (task_templates or {}).items()}
-    if not (isinstance(layer, int) or (isinstance(layer, Sequence) and layer and all(isinstance(x, int) for x in layer))):
-        raise TypeError(f"layer must be an int or a list of ints, not {layer!r}.")
+    if not (layer is None or isinstance(layer, int)
+            or (isinstance(layer, Sequence) and layer and all(isinstance(x, int) for x in layer))):
+        raise TypeError(f"layer must be None, an int or a list of ints, not {layer!r}.")
     settings = {
         "max_seq_length": max_seq_length or _default("max_seq_length"),
         "prefix_cache": _default("prefix_cache") if prefix_cache is None else bool(prefix_cache),
@@ -62,7 +63,7 @@ def write_reference_folder(
     config = {
         "templates": template_set.to_dict(),
         "task_templates": {task: ts.to_dict() for task, ts in task_sets.items()},
-        "layer": layer if isinstance(layer, int) else list(layer),
+        "layer": layer if layer is None or isinstance(layer, int) else list(layer),
         "max_seq_length": settings["max_seq_length"],
         "base_model": base_model,
         "base_model_revision": revision,
@@ -89,7 +90,7 @@ def write_reference_folder(
     _write_json(folder / "modules.json", [{"idx": 0, "name": "0", "path": "", "type": _MODULE_TYPE}], indent=2)
     _write_json(folder / MetaEOL.config_file_name, config, indent=4)
     facts = CardFacts(
-        base_model=base_model, template_set=template_set, layer=config["layer"],
+        base_model=base_model, template_set=template_set, layer=effective_layer(template_set, config["layer"]),
         max_seq_length=settings["max_seq_length"], weights="reference", base_model_revision=revision,
         task_templates=task_sets, measured=measured, card_base_model=card_base_model,
     )
