@@ -22,7 +22,8 @@ def _add_eval_options(parser: argparse.ArgumentParser, templates_type: Any, defa
                         f"'all-minilm-l6-v2' (default: {default_model})")
     parser.add_argument("--pooling", choices=("last-token", "mean"), default="last-token",
                         help="last-token: MetaEOL/PromptEOL (default); mean: the no-prompt mean-pooling baseline")
-    parser.add_argument("--templates", type=templates_type, help="metaeol (default), prompteol, or a JSON file")
+    parser.add_argument("--templates", type=templates_type,
+                        help="metaeol (default), prompteol, pcot, ke, ck, an ensemble such as metaeol+ke, or a JSON file")
     parser.add_argument("--max-seq-length", type=int, help="longest prompt in tokens")
     parser.add_argument("--dtype", help="float32 (default), bfloat16 or float16")
     parser.add_argument("--device", help="cpu, cuda, ... (default: best available)")

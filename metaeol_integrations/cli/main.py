@@ -12,8 +12,8 @@ from typing import Any, TextIO
 
 from metaeol_integrations.cli.evaluate import add_eval_commands
 from metaeol_integrations.cli.usage import UsageError
-from metaeol_integrations.core.templates import BUILTIN_TEMPLATE_SETS
-from metaeol_integrations.errors import MetaEOLError
+from metaeol_integrations.core.templates import BUILTIN_TEMPLATE_SETS, TemplateSet
+from metaeol_integrations.errors import MetaEOLError, TemplateError
 from metaeol_integrations.presets import DEFAULT_PRESET, PRESETS
 
 PROGRESS_THRESHOLD = 32  # inputs; below this a progress bar is noise
@@ -27,6 +27,12 @@ def _layers(value: str) -> int | list[int]:
 def _templates(value: str) -> Any:
     if value in BUILTIN_TEMPLATE_SETS:
         return value
+    if "+" in value and not Path(value).is_file():
+        try:
+            TemplateSet.coerce(value)  # an ensemble such as metaeol+ke: checked here, built by load()
+            return value
+        except TemplateError as error:
+            raise argparse.ArgumentTypeError(str(error)) from error
     path = Path(value)
     if path.is_file():
         try:
@@ -45,7 +51,9 @@ def _templates(value: str) -> Any:
 def _add_model_options(parser: argparse.ArgumentParser, with_model: bool = True) -> None:
     if with_model:
         parser.add_argument("--model", default=DEFAULT_PRESET, help=f"preset, model folder or .gguf file (default: {DEFAULT_PRESET})")
-    parser.add_argument("--templates", type=_templates, help="metaeol, prompteol, or a JSON file {meta_task: [template, ...]}")
+    parser.add_argument("--templates", type=_templates,
+                        help="metaeol, prompteol, pcot, ke, ck, an ensemble joined by '+' (e.g. metaeol+ke), or a JSON "
+                        "file {meta_task: [template, ...]}")
     parser.add_argument("--layer", type=_layers, help="output layer, or comma-separated layers to average; -1 = last (write negative lists as --layer=-2,-1)")
     parser.add_argument("--max-seq-length", type=int, help="longest prompt in tokens (the sentence is truncated inside its slot)")
     parser.add_argument("--no-prefix-cache", dest="prefix_cache", action="store_false", default=None,
