@@ -14,7 +14,7 @@ import inspect
 import os
 import re
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -217,8 +217,14 @@ def last_token_states(
     prefix_cache: DynamicCache | None = None,
     cache_argument: str | None = None,
     average_layers: bool = True,
+    inputs_embeds: torch.Tensor | None = None,
+    layer_edits: dict[int, Callable[[torch.Tensor, torch.Tensor, torch.Tensor], None]] | None = None,
 ) -> torch.Tensor:
     """Hidden states of each row's last real token, averaged over ``layers``; shape ``(rows, hidden)``, float32.
+
+    ``inputs_embeds`` replaces the embedding of ``input_ids`` (which still give the shape). ``layer_edits`` is the
+    seam for methods that change the residual stream: ``{i: edit}`` calls ``edit(hidden, rows, last)`` on the input
+    of decoder layer ``i`` (0-based) before that layer runs; it may change ``hidden`` in place.
 
     With ``average_layers=False`` the states are stacked instead: shape ``(len(layers), rows, hidden)``.
 
@@ -229,6 +235,9 @@ def last_token_states(
     rows = torch.arange(input_ids.shape[0], device=input_ids.device)
     last = last_token_index(attention_mask)
     inputs: dict[str, Any] = {"input_ids": input_ids, "attention_mask": attention_mask, "use_cache": False}
+    if inputs_embeds is not None:
+        inputs["inputs_embeds"] = inputs_embeds
+        del inputs["input_ids"]
     if prefix_cache is not None:
         offset = prefix_cache.get_seq_length()
         prefix_mask = attention_mask.new_ones(input_ids.shape[0], offset)
@@ -259,9 +268,22 @@ def last_token_states(
 
         return hook
 
-    if intermediate:
+    def make_edit(edit: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], None]):
+        def hook(_module: nn.Module, args: tuple, kwargs: dict | None = None) -> None:
+            if threading.get_ident() != owner:
+                return
+            edit(args[0] if args else (kwargs or {})["hidden_states"], rows, last)
+
+        return hook
+
+    edits = {index: edit for index, edit in (layer_edits or {}).items() if not (stop_early and index > intermediate[-1])}
+    if intermediate or edits:
         layer_list = decoder_layers(model)
-        handles = [layer_list[index].register_forward_pre_hook(make_hook(index), with_kwargs=True) for index in intermediate]
+        # Edits first: a layer's read sees the state that layer receives (only the edited rows differ anyway).
+        handles = [layer_list[index].register_forward_pre_hook(make_edit(edit), with_kwargs=True)
+                   for index, edit in sorted(edits.items())]
+        handles += [layer_list[index].register_forward_pre_hook(make_hook(index), with_kwargs=True)
+                    for index in intermediate]
     try:
         output = model(**inputs)
         captured[num_layers] = output.last_hidden_state[rows, last].float()

@@ -22,6 +22,11 @@ from metaeol_integrations.core.backbone import (
 from metaeol_integrations.core.batching import group_rows, length_buckets
 from metaeol_integrations.core.prefix_cache import PrefixKVStore, cache_argument_name
 from metaeol_integrations.core.templates import TemplateSet, TemplateSpec, effective_layer
+from metaeol_integrations.core.token_prepending import (
+    TokenPrepending,
+    embed_with_placeholder,
+    placeholder_positions,
+)
 from metaeol_integrations.core.tokenization import PromptTokenizer, pad_batch
 from metaeol_integrations.errors import WeightsModeError
 
@@ -64,11 +69,13 @@ class MetaEOL(InputModule):
             ``"reference"`` writes none and records ``base_model`` (a hub id) and its revision, so loading fetches
             the base through the normal hub cache. Default: ``"reference"`` when the LLM was loaded by hub id,
             else ``"copy"``.
+        token_prepending: Token Prepending (``core/token_prepending.py``) for every template: ``True`` (copy before
+            decoder layers 1..6, the published LLaMA2-7B range) or ``(start, exit)`` (0-based, exit exclusive).
     """
 
     config_keys = [
         "templates", "task_templates", "layer", "max_seq_length", "base_model", "base_model_revision", "weights",
-        "prefix_cache", "max_tokens_per_forward",
+        "prefix_cache", "max_tokens_per_forward", "token_prepending",
     ]
     config_file_name = "metaeol_config.json"
     save_in_root = True
@@ -92,6 +99,7 @@ class MetaEOL(InputModule):
         max_tokens_per_forward: int = 8192,
         base_model_revision: str | None = None,
         weights: str | None = None,
+        token_prepending: bool | Sequence[int] | None = None,
     ) -> None:
         super().__init__()
         self.auto_model, self.tokenizer = load_backbone(
@@ -111,24 +119,33 @@ class MetaEOL(InputModule):
         self.prefix_cache = bool(prefix_cache)
         self.max_tokens_per_forward = int(max_tokens_per_forward)
         self.layer = layer
-        self._configure(templates, task_templates or {}, int(max_seq_length))
+        self._token_prepending = None
+        self._configure(templates, task_templates or {}, int(max_seq_length),
+                        TokenPrepending.coerce(token_prepending))
 
-    def _configure(self, templates: TemplateSpec, task_templates: Mapping[str, TemplateSpec], max_seq_length: int) -> None:
+    def _configure(
+        self, templates: TemplateSpec, task_templates: Mapping[str, TemplateSpec], max_seq_length: int,
+        token_prepending: TokenPrepending | None = None,
+    ) -> None:
         """Validate everything first, then swap it in, so a rejected setting leaves the module unchanged.
 
         The prompt tokenizers are the only copy of the template sets and ``max_seq_length``; the properties read
         them from there.
         """
+        if token_prepending is not None:
+            token_prepending.check(self.num_layers)
+        placeholder = token_prepending is not None
         by_task = {
-            task: PromptTokenizer(self.tokenizer, TemplateSet.coerce(spec), max_seq_length)
+            task: PromptTokenizer(self.tokenizer, TemplateSet.coerce(spec), max_seq_length, placeholder)
             for task, spec in task_templates.items()
         }
-        default = PromptTokenizer(self.tokenizer, TemplateSet.coerce(templates), max_seq_length)
+        default = PromptTokenizer(self.tokenizer, TemplateSet.coerce(templates), max_seq_length, placeholder)
         for prompts in (default, *by_task.values()):
             for own_layer in prompts.templates.prompt_layers():
                 if own_layer is not None:
                     resolve_layers(own_layer, self.num_layers)  # a set's own layer must exist in this model
         self._prompt_tokenizer, self._task_prompt_tokenizers = default, by_task
+        self._token_prepending = token_prepending
 
     # -- configuration -------------------------------------------------------------------------------------------
 
@@ -165,13 +182,22 @@ class MetaEOL(InputModule):
         self._weights = value
 
     @property
+    def token_prepending(self) -> list[int] | None:
+        """``[start, exit]`` of Token Prepending (as saved in ``metaeol_config.json``), or None when off."""
+        return None if self._token_prepending is None else self._token_prepending.to_config()
+
+    @token_prepending.setter
+    def token_prepending(self, value: bool | Sequence[int] | None) -> None:
+        self._configure(self.template_set, self.task_template_sets, self.max_seq_length, TokenPrepending.coerce(value))
+
+    @property
     def template_set(self) -> TemplateSet:
         """The prompt templates every text is wrapped in (unless its task has its own)."""
         return self._prompt_tokenizer.templates
 
     @template_set.setter
     def template_set(self, value: TemplateSpec) -> None:
-        self._configure(value, self.task_template_sets, self.max_seq_length)
+        self._configure(value, self.task_template_sets, self.max_seq_length, self._token_prepending)
 
     @property
     def task_template_sets(self) -> dict[str, TemplateSet]:
@@ -180,7 +206,7 @@ class MetaEOL(InputModule):
 
     @task_template_sets.setter
     def task_template_sets(self, value: Mapping[str, TemplateSpec]) -> None:
-        self._configure(self.template_set, value or {}, self.max_seq_length)
+        self._configure(self.template_set, value or {}, self.max_seq_length, self._token_prepending)
 
     @property
     def templates(self) -> dict[str, Any]:
@@ -199,7 +225,7 @@ class MetaEOL(InputModule):
 
     @max_seq_length.setter
     def max_seq_length(self, value: int) -> None:
-        self._configure(self.template_set, self.task_template_sets, int(value))
+        self._configure(self.template_set, self.task_template_sets, int(value), self._token_prepending)
 
     def get_embedding_dimension(self) -> int:
         """Size of the LLM's hidden state, which is the embedding size."""
@@ -269,9 +295,10 @@ class MetaEOL(InputModule):
                 for chunk in length_buckets(lengths[group], self.max_tokens_per_forward):
                     rows = group[chunk]
                     width = int(lengths[rows].max())
+                    chunk_ids = input_ids[rows, :width]
                     states[:, rows] = last_token_states(
                         self.auto_model,
-                        input_ids[rows, :width],
+                        chunk_ids,
                         attention_mask[rows, :width],
                         read_layers,
                         self.num_layers,
@@ -279,6 +306,7 @@ class MetaEOL(InputModule):
                         prefix_cache=prefix_cache,
                         cache_argument=self._cache_argument,
                         average_layers=False,
+                        **self._method_inputs(chunk_ids),
                     )
         weights = features.get("prompt_weights")
         weights = None if weights is None else torch.tensor(weights, dtype=states.dtype, device=states.device)
@@ -301,6 +329,21 @@ class MetaEOL(InputModule):
             per_prompt.mean(dim=1) if weights is None else (per_prompt * weights.view(1, -1, 1)).sum(dim=1)
         )
         return features
+
+    def _method_inputs(self, chunk_ids: torch.Tensor) -> dict[str, Any]:
+        """What the active prompting methods add to one forward call (the seam of ``last_token_states``)."""
+        if self._token_prepending is None:
+            return {}
+        placeholder = placeholder_positions(chunk_ids)
+
+        def copy_last_into_placeholder(hidden: torch.Tensor, rows: torch.Tensor, last: torch.Tensor) -> None:
+            hidden[rows, placeholder] = hidden[rows, last]
+
+        tp = self._token_prepending
+        return {
+            "inputs_embeds": embed_with_placeholder(self.auto_model, chunk_ids),
+            "layer_edits": {index: copy_last_into_placeholder for index in range(tp.start, tp.exit)},
+        }
 
     # -- persistence ---------------------------------------------------------------------------------------------
 

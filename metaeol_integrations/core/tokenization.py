@@ -18,6 +18,7 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from metaeol_integrations.core.templates import PromptTemplate, TemplateSet, preprocess_sentence
+from metaeol_integrations.core.token_prepending import PLACEHOLDER_ID, split_at_placeholder, with_placeholder
 from metaeol_integrations.errors import SequenceLengthError
 
 
@@ -46,11 +47,21 @@ def _common_prefix(sequences: Sequence[Sequence[int]]) -> tuple[int, ...]:
 
 
 class PromptTokenizer:
-    """Fills every template with every sentence and tokenises the prompts within ``max_seq_length``."""
+    """Fills every template with every sentence and tokenises the prompts within ``max_seq_length``.
 
-    def __init__(self, tokenizer: PreTrainedTokenizerBase, templates: TemplateSet, max_seq_length: int) -> None:
+    With ``placeholder=True`` (Token Prepending) each template gets the ``<PST>`` placeholder, which appears in the
+    ids as :data:`~metaeol_integrations.core.token_prepending.PLACEHOLDER_ID`; ``templates`` stays the user's set.
+    """
+
+    def __init__(
+        self, tokenizer: PreTrainedTokenizerBase, templates: TemplateSet, max_seq_length: int, placeholder: bool = False
+    ) -> None:
         self.tokenizer = tokenizer
         self.templates = templates
+        self.placeholder = bool(placeholder)
+        self._prompt_templates = tuple(
+            with_placeholder(t) if placeholder else t for t in templates.templates
+        )
         self.max_seq_length = int(max_seq_length)
         # Rust tokenizers raise "Already borrowed" when two threads use one tokenizer and either changes its
         # settings; a shared model must survive concurrent encode calls.
@@ -68,11 +79,19 @@ class PromptTokenizer:
         self._lock = threading.Lock()
 
     def _encode(self, texts: Sequence[str]) -> list[list[int]]:
+        if not self.placeholder:
+            with self._lock:
+                return self.tokenizer(list(texts), add_special_tokens=True)["input_ids"]
+        # Around the placeholder the way transformers splits text around an added token: the part before with
+        # the special tokens (BOS), the part after without.
+        parts = [split_at_placeholder(text) for text in texts]
         with self._lock:
-            return self.tokenizer(list(texts), add_special_tokens=True)["input_ids"]
+            before = self.tokenizer([p[0] for p in parts], add_special_tokens=True)["input_ids"]
+            after = self.tokenizer([p[1] for p in parts], add_special_tokens=False)["input_ids"]
+        return [first + [PLACEHOLDER_ID] + second for first, second in zip(before, after)]
 
     def _check_templates_fit(self) -> None:
-        empty_prompts = [template.fill("") for template in self.templates.templates]
+        empty_prompts = [template.fill("") for template in self._prompt_templates]
         longest = max(len(ids) for ids in self._encode(empty_prompts))
         if self.max_seq_length < longest + 1:
             raise SequenceLengthError(
@@ -88,8 +107,12 @@ class PromptTokenizer:
         """
         prefixes: list[tuple[int, ...]] = []
         candidates = []
-        for template in self.templates.templates:
+        for template in self._prompt_templates:
             first, *others = self._encode([template.fill(probe) for probe in _PREFIX_PROBES])
+            if PLACEHOLDER_ID in first:
+                # The placeholder's keys and values depend on the sentence: share only what comes before it.
+                cut = first.index(PLACEHOLDER_ID)
+                first, others = first[:cut], [ids[:cut] for ids in others]
             lengths = sorted({len(_common_prefix([first, ids])) for ids in others}, reverse=True)
             indices = []
             for length in lengths:
@@ -113,7 +136,7 @@ class PromptTokenizer:
         sentences = [preprocess_sentence(text) for text in texts]
         if prefix:
             sentences = [prefix + sentence for sentence in sentences]
-        templates = self.templates.templates
+        templates = self._prompt_templates
         prompts = [template.fill(sentence) for sentence in sentences for template in templates]
         input_ids = self._encode(prompts)
         truncated = [False] * len(prompts)

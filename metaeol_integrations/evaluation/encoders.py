@@ -61,7 +61,10 @@ class MetaEOLEncoder(Encoder):
         self.module: MetaEOL = model[0]
 
     def identity(self) -> dict[str, Any]:
+        # Keys appear only when a method is on, so the cache of plain MetaEOL runs keeps its key.
+        methods = {"token_prepending": self.module.token_prepending} if self.module.token_prepending else {}
         return {
+            **methods,
             "kind": "metaeol",
             "base_model": self.module.base_model,
             "architecture": type(self.module.auto_model).__name__,
