@@ -108,3 +108,15 @@ def test_smollm2_equals_the_independent_computation(smollm2_reference):
     expected = torch.stack([reference_tp(*smollm2_reference, s, TemplateSet.coerce("prompteol"), (1, 7))
                             for s in SENTENCES[:3]])
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_cli_flag_reaches_the_model(tiny_model_dir, capsys):
+    import io
+
+    from metaeol_integrations.cli.main import main
+
+    out = io.StringIO()
+    assert main(["encode", "--model", str(tiny_model_dir), "--token-prepending", "1,3", "--similarity", "a", "b"],
+                out=out) == 0
+    assert main(["encode", "--model", str(tiny_model_dir), "--token-prepending", "1,9", "x"]) == 2
+    assert "LayerError" in capsys.readouterr().err

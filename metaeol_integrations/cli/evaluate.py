@@ -16,7 +16,8 @@ from metaeol_integrations.evaluation.runner import DEFAULT_STS_LIMIT, DEFAULT_TR
 SUITES = {"sts": STS_TASKS, "transfer": TRANSFER_TASKS, "all": STS_TASKS + TRANSFER_TASKS}
 
 
-def _add_eval_options(parser: argparse.ArgumentParser, templates_type: Any, default_model: str) -> None:
+def _add_eval_options(parser: argparse.ArgumentParser, templates_type: Any, default_model: str,
+                      add_method_options: Any = None) -> None:
     parser.add_argument("--model", default=default_model,
                         help="preset, MetaEOL or LLM folder, .gguf file, SentenceTransformer folder, or "
                         f"'all-minilm-l6-v2' (default: {default_model})")
@@ -25,6 +26,8 @@ def _add_eval_options(parser: argparse.ArgumentParser, templates_type: Any, defa
     parser.add_argument("--templates", type=templates_type,
                         help="metaeol (default), prompteol, pcot, ke, ck, an ensemble such as metaeol+ke, or a JSON file")
     parser.add_argument("--max-seq-length", type=int, help="longest prompt in tokens")
+    if add_method_options is not None:
+        add_method_options(parser)
     parser.add_argument("--dtype", help="float32 (default), bfloat16 or float16")
     parser.add_argument("--device", help="cpu, cuda, ... (default: best available)")
     parser.add_argument("--batch-size", type=int, default=16, help="texts per encode batch (default 16)")
@@ -67,6 +70,7 @@ def _evaluator(args: argparse.Namespace):
     encoder = build_encoder(
         args.model, pooling=args.pooling, templates=args.templates, max_seq_length=args.max_seq_length,
         dtype=args.dtype, device=args.device, batch_size=args.batch_size,
+        token_prepending=getattr(args, "token_prepending", None),
     )
     return Evaluator(encoder, config)
 
@@ -83,6 +87,9 @@ def _label(args: argparse.Namespace, layer: int | None) -> str:
         parts.append("mean pooling")
     elif args.templates:
         parts.append(str(args.templates) if isinstance(args.templates, str) else "custom templates")
+    if getattr(args, "token_prepending", None):
+        tp = args.token_prepending
+        parts.append("TP" if tp is True else f"TP {tp[0]}-{tp[1]}")
     if layer is not None:
         parts.append(f"layer {layer}")
     return ", ".join(parts)
@@ -198,7 +205,8 @@ def cmd_tune_layer(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
     return 0
 
 
-def add_eval_commands(commands: argparse._SubParsersAction, templates_type: Any, default_model: str) -> None:
+def add_eval_commands(commands: argparse._SubParsersAction, templates_type: Any, default_model: str,
+                      add_method_options: Any = None) -> None:
     """Register ``eval``, ``sweep`` and ``tune-layer`` on the ``metaeol`` parser."""
     evaluate = commands.add_parser(
         "eval", help="score a model on SentEval STS / transfer tasks, or compare two runs",
@@ -212,7 +220,7 @@ def add_eval_commands(commands: argparse._SubParsersAction, templates_type: Any,
         run = suites.add_parser(suite, help=f"score {what}", description=f"Score a model on {what}.")
         run.add_argument("--layer", type=int, help="score this layer's vector (hidden_states numbering, -1 = last); "
                          "all layers come from one cached pass (write negative values as --layer=-2)")
-        _add_eval_options(run, templates_type, default_model)
+        _add_eval_options(run, templates_type, default_model, add_method_options)
         run.set_defaults(handler=cmd_eval)
 
     compare = suites.add_parser(
@@ -236,7 +244,7 @@ def add_eval_commands(commands: argparse._SubParsersAction, templates_type: Any,
         "numbers of prompts and meta-tasks. One forward pass per text (cached); PNG plots and JSON go to --out.",
     )
     sweep.add_argument("kind", nargs="?", choices=("layers", "prompts", "all"), default="all")
-    _add_eval_options(sweep, templates_type, default_model)
+    _add_eval_options(sweep, templates_type, default_model, add_method_options)
     sweep.set_defaults(handler=cmd_sweep, layer=None)
 
     tune = commands.add_parser(
@@ -245,5 +253,5 @@ def add_eval_commands(commands: argparse._SubParsersAction, templates_type: Any,
         "and with --export write a model folder that uses it.",
     )
     tune.add_argument("--export", help="write a SentenceTransformer folder with the tuned layer here")
-    _add_eval_options(tune, templates_type, default_model)
+    _add_eval_options(tune, templates_type, default_model, add_method_options)
     tune.set_defaults(handler=cmd_tune_layer, layer=None)

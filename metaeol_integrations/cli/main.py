@@ -24,6 +24,27 @@ def _layers(value: str) -> int | list[int]:
     return parts[0] if len(parts) == 1 else parts
 
 
+def _token_prepending(value: str) -> bool | list[int]:
+    """``--token-prepending on``: the published range; ``--token-prepending 1,7``: start,exit."""
+    if value == "on":
+        return True
+    try:
+        start, exit_ = (int(part) for part in value.split(","))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not 'on' or START,EXIT. Fix: e.g. --token-prepending 1,7 (0-based decoder layers, EXIT "
+            "exclusive)."
+        ) from error
+    return [start, exit_]
+
+
+def add_method_options(parser: argparse.ArgumentParser) -> None:
+    """Options of the prompting methods beyond the templates (docs/methods.md)."""
+    parser.add_argument("--token-prepending", type=_token_prepending, metavar="on|START,EXIT",
+                        help="Token Prepending: copy the last token's state into a placeholder before the sentence "
+                        "before decoder layers START..EXIT-1 ('on': 1,7, the published LLaMA2-7B range)")
+
+
 def _templates(value: str) -> Any:
     if value in BUILTIN_TEMPLATE_SETS:
         return value
@@ -60,6 +81,7 @@ def _add_model_options(parser: argparse.ArgumentParser, with_model: bool = True)
                         help="run every prompt whole instead of reusing the template prefixes' keys/values")
     parser.add_argument("--dtype", help="float32 (default), bfloat16 or float16")
     parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: best available)")
+    add_method_options(parser)
 
 
 def _load_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -69,6 +91,7 @@ def _load_options(args: argparse.Namespace) -> dict[str, Any]:
         "layer": args.layer,
         "max_seq_length": args.max_seq_length,
         "prefix_cache": args.prefix_cache,
+        "token_prepending": args.token_prepending,
         "model_kwargs": {"dtype": args.dtype} if args.dtype else None,
     }
 
@@ -256,7 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_options(export, with_model=False)
     export.set_defaults(handler=cmd_export)
 
-    add_eval_commands(commands, _templates, DEFAULT_PRESET)
+    add_eval_commands(commands, _templates, DEFAULT_PRESET, add_method_options)
 
     info = commands.add_parser("info", help="list the presets", description="List the named presets.")
     info.set_defaults(handler=cmd_info)

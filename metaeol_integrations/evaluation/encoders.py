@@ -140,6 +140,7 @@ def build_encoder(
     dtype: str | None = None,
     device: str | None = None,
     batch_size: int = 16,
+    token_prepending: bool | list[int] | None = None,
 ) -> Encoder:
     """An encoder for a preset, MetaEOL folder, LLM folder or ``.gguf`` file, a reference encoder name, or any
     SentenceTransformer folder. ``pooling="mean"`` builds the mean-pooling baseline over the same base LLM."""
@@ -161,7 +162,7 @@ def build_encoder(
             )
     model_kwargs = {"dtype": dtype} if dtype else None
     metaeol = load(model, templates=templates, layer=layer, max_seq_length=max_seq_length,
-                   model_kwargs=model_kwargs, device=device)
+                   model_kwargs=model_kwargs, device=device, token_prepending=token_prepending)
     if pooling == "mean":
         module: MetaEOL = metaeol[0]
         base_folder = module.auto_model.name_or_path
