@@ -73,6 +73,7 @@ def load(
     prefix_cache: bool | None = None,
     max_tokens_per_forward: int | None = None,
     token_prepending: bool | Sequence[int] | None = None,
+    contrastive: bool | Mapping[str, Any] | None = None,
     model_kwargs: dict[str, Any] | None = None,
     processor_kwargs: dict[str, Any] | None = None,
     config_kwargs: dict[str, Any] | None = None,
@@ -87,8 +88,8 @@ def load(
     ``name_or_path`` is a preset name (``metaeol info`` lists them), a saved MetaEOL SentenceTransformer folder,
     a Hugging Face model folder or hub id of a decoder-only LLM, or a ``.gguf`` file. ``templates``,
     ``task_templates`` (e.g. ``{"query": "prompteol"}`` for ``encode_query``), ``layer``, ``max_seq_length``,
-    ``prefix_cache``, ``max_tokens_per_forward`` and ``token_prepending`` (``True`` or ``(start, exit)``,
-    ``docs/methods.md``) override the preset's or folder's values; ``model_kwargs`` go to ``AutoModel`` (``dtype``,
+    ``prefix_cache``, ``max_tokens_per_forward``, ``token_prepending`` (``True`` or ``(start, exit)``) and
+    ``contrastive`` (``True`` or ``{"layer", "mode", "alpha"}``; both in ``docs/methods.md``) override the preset's or folder's values; ``model_kwargs`` go to ``AutoModel`` (``dtype``,
     ``trust_remote_code``...). A hub id may name a shared MetaEOL model (a repository with ``modules.json``, e.g.
     one written by ``metaeol export``) or a base LLM; ``revision`` and ``token`` apply to that repository, and
     the hub cache settings (``HF_HOME``, ``HF_HUB_CACHE``, ``HF_HUB_OFFLINE``) apply as everywhere in
@@ -98,7 +99,7 @@ def load(
     options = {
         "templates": templates, "task_templates": task_templates, "layer": layer, "max_seq_length": max_seq_length,
         "prefix_cache": prefix_cache, "max_tokens_per_forward": max_tokens_per_forward,
-        "token_prepending": token_prepending,
+        "token_prepending": token_prepending, "contrastive": contrastive,
     }
     overrides = {key: value for key, value in options.items() if value is not None}
     backbone_kwargs = dict(

@@ -70,7 +70,7 @@ def _evaluator(args: argparse.Namespace):
     encoder = build_encoder(
         args.model, pooling=args.pooling, templates=args.templates, max_seq_length=args.max_seq_length,
         dtype=args.dtype, device=args.device, batch_size=args.batch_size,
-        token_prepending=getattr(args, "token_prepending", None),
+        token_prepending=getattr(args, "token_prepending", None), contrastive=getattr(args, "contrastive", None),
     )
     return Evaluator(encoder, config)
 
@@ -90,6 +90,9 @@ def _label(args: argparse.Namespace, layer: int | None) -> str:
     if getattr(args, "token_prepending", None):
         tp = args.token_prepending
         parts.append("TP" if tp is True else f"TP {tp[0]}-{tp[1]}")
+    if getattr(args, "contrastive", None):
+        cp = args.contrastive
+        parts.append("CP" if cp is True else "CP " + "-".join(str(v) for v in cp.values()))
     if layer is not None:
         parts.append(f"layer {layer}")
     return ", ".join(parts)

@@ -38,11 +38,35 @@ def _token_prepending(value: str) -> bool | list[int]:
     return [start, exit_]
 
 
+def _contrastive(value: str) -> bool | dict[str, Any]:
+    """``--contrastive on``: the published PromptEOL setting; ``--contrastive 6,ns,3`` / ``6,nr``: layer,mode,alpha."""
+    if value == "on":
+        return True
+    parts = value.split(",")
+    try:
+        config: dict[str, Any] = {"layer": int(parts[0])}
+        if len(parts) > 1:
+            config["mode"] = parts[1]
+        if len(parts) > 2:
+            config["alpha"] = float(parts[2])
+        if len(parts) > 3:
+            raise ValueError(value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not 'on' or LAYER[,ns|nr[,ALPHA]]. Fix: e.g. --contrastive 6,ns,3 (0-based decoder layer)."
+        ) from error
+    return config
+
+
 def add_method_options(parser: argparse.ArgumentParser) -> None:
     """Options of the prompting methods beyond the templates (docs/methods.md)."""
     parser.add_argument("--token-prepending", type=_token_prepending, metavar="on|START,EXIT",
                         help="Token Prepending: copy the last token's state into a placeholder before the sentence "
                         "before decoder layers START..EXIT-1 ('on': 1,7, the published LLaMA2-7B range)")
+    parser.add_argument("--contrastive", type=_contrastive, metavar="on|LAYER[,ns|nr[,ALPHA]]",
+                        help="Contrastive Prompting: subtract an 'irrelevant information' prompt's attention output "
+                        "at decoder LAYER (0-based) from the last token's; ns scales by ALPHA (default 2), nr keeps "
+                        "the norm ('on': 4,ns,2, the published PromptEOL setting)")
 
 
 def _templates(value: str) -> Any:
@@ -92,6 +116,7 @@ def _load_options(args: argparse.Namespace) -> dict[str, Any]:
         "max_seq_length": args.max_seq_length,
         "prefix_cache": args.prefix_cache,
         "token_prepending": args.token_prepending,
+        "contrastive": args.contrastive,
         "model_kwargs": {"dtype": args.dtype} if args.dtype else None,
     }
 

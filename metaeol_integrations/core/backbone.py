@@ -191,6 +191,39 @@ class _StopForward(Exception):
     """Raised by a hook once the deepest requested layer has been read."""
 
 
+# A method's change to one submodule's input: edit(x, rows, last) may change x in place.
+Edit = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], None]
+
+
+def input_at_last_token(
+    model: PreTrainedModel, input_ids: torch.Tensor, attention_mask: torch.Tensor, target: nn.Module,
+    pass_position_ids: bool = True,
+) -> torch.Tensor:
+    """The first input of submodule ``target`` at each row's last real token, float32; the forward stops there."""
+    rows = torch.arange(input_ids.shape[0], device=input_ids.device)
+    last = last_token_index(attention_mask)
+    inputs: dict[str, Any] = {"input_ids": input_ids, "attention_mask": attention_mask, "use_cache": False}
+    if pass_position_ids:
+        inputs["position_ids"] = position_ids_from_mask(attention_mask)
+    captured: list[torch.Tensor] = []
+    owner = threading.get_ident()
+
+    def hook(_module: nn.Module, args: tuple, kwargs: dict | None = None) -> None:
+        if threading.get_ident() != owner:
+            return
+        captured.append((args[0] if args else next(iter((kwargs or {}).values())))[rows, last].float())
+        raise _StopForward
+
+    handle = target.register_forward_pre_hook(hook, with_kwargs=True)
+    try:
+        model(**inputs)
+    except _StopForward:
+        pass
+    finally:
+        handle.remove()
+    return captured[0]
+
+
 def last_token_index(attention_mask: torch.Tensor) -> torch.Tensor:
     """Position of each row's last real token, whatever the padding side."""
     width = attention_mask.shape[1]
@@ -218,13 +251,13 @@ def last_token_states(
     cache_argument: str | None = None,
     average_layers: bool = True,
     inputs_embeds: torch.Tensor | None = None,
-    layer_edits: dict[int, Callable[[torch.Tensor, torch.Tensor, torch.Tensor], None]] | None = None,
+    edits: Sequence[tuple[nn.Module, Edit]] = (),
 ) -> torch.Tensor:
     """Hidden states of each row's last real token, averaged over ``layers``; shape ``(rows, hidden)``, float32.
 
-    ``inputs_embeds`` replaces the embedding of ``input_ids`` (which still give the shape). ``layer_edits`` is the
-    seam for methods that change the residual stream: ``{i: edit}`` calls ``edit(hidden, rows, last)`` on the input
-    of decoder layer ``i`` (0-based) before that layer runs; it may change ``hidden`` in place.
+    ``inputs_embeds`` replaces the embedding of ``input_ids`` (which still give the shape). ``edits`` is the seam for
+    methods that change the computation: each ``(module, edit)`` calls ``edit(x, rows, last)`` on the first input
+    ``x`` of that submodule (a decoder layer, an ``o_proj``...) before it runs; ``edit`` may change ``x`` in place.
 
     With ``average_layers=False`` the states are stacked instead: shape ``(len(layers), rows, hidden)``.
 
@@ -268,20 +301,18 @@ def last_token_states(
 
         return hook
 
-    def make_edit(edit: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], None]):
+    def make_edit(edit: Edit):
         def hook(_module: nn.Module, args: tuple, kwargs: dict | None = None) -> None:
             if threading.get_ident() != owner:
                 return
-            edit(args[0] if args else (kwargs or {})["hidden_states"], rows, last)
+            edit(args[0] if args else next(iter((kwargs or {}).values())), rows, last)
 
         return hook
 
-    edits = {index: edit for index, edit in (layer_edits or {}).items() if not (stop_early and index > intermediate[-1])}
-    if intermediate or edits:
+    # Edits first: a layer's read sees the state that layer receives (only the edited rows differ anyway).
+    handles = [module.register_forward_pre_hook(make_edit(edit), with_kwargs=True) for module, edit in edits]
+    if intermediate:
         layer_list = decoder_layers(model)
-        # Edits first: a layer's read sees the state that layer receives (only the edited rows differ anyway).
-        handles = [layer_list[index].register_forward_pre_hook(make_edit(edit), with_kwargs=True)
-                   for index, edit in sorted(edits.items())]
         handles += [layer_list[index].register_forward_pre_hook(make_hook(index), with_kwargs=True)
                     for index in intermediate]
     try:

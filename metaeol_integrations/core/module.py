@@ -14,6 +14,7 @@ from sentence_transformers.base.modules import InputModule
 from metaeol_integrations.core.backbone import (
     accepts_position_ids,
     decoder_layers,
+    input_at_last_token,
     is_hub_id,
     last_token_states,
     load_backbone,
@@ -22,6 +23,7 @@ from metaeol_integrations.core.backbone import (
 from metaeol_integrations.core.batching import group_rows, length_buckets
 from metaeol_integrations.core.prefix_cache import PrefixKVStore, cache_argument_name
 from metaeol_integrations.core.templates import TemplateSet, TemplateSpec, effective_layer
+from metaeol_integrations.core.contrastive import ContrastivePrompting, output_projection
 from metaeol_integrations.core.token_prepending import (
     TokenPrepending,
     embed_with_placeholder,
@@ -71,11 +73,13 @@ class MetaEOL(InputModule):
             else ``"copy"``.
         token_prepending: Token Prepending (``core/token_prepending.py``) for every template: ``True`` (copy before
             decoder layers 1..6, the published LLaMA2-7B range) or ``(start, exit)`` (0-based, exit exclusive).
+        contrastive: Contrastive Prompting (``core/contrastive.py``): ``True`` (layer 4, NS, alpha 2) or a mapping
+            ``{"layer": 0-based decoder layer, "mode": "ns" | "nr", "alpha": float}``.
     """
 
     config_keys = [
         "templates", "task_templates", "layer", "max_seq_length", "base_model", "base_model_revision", "weights",
-        "prefix_cache", "max_tokens_per_forward", "token_prepending",
+        "prefix_cache", "max_tokens_per_forward", "token_prepending", "contrastive",
     ]
     config_file_name = "metaeol_config.json"
     save_in_root = True
@@ -100,6 +104,7 @@ class MetaEOL(InputModule):
         base_model_revision: str | None = None,
         weights: str | None = None,
         token_prepending: bool | Sequence[int] | None = None,
+        contrastive: bool | Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.auto_model, self.tokenizer = load_backbone(
@@ -122,6 +127,7 @@ class MetaEOL(InputModule):
         self._token_prepending = None
         self._configure(templates, task_templates or {}, int(max_seq_length),
                         TokenPrepending.coerce(token_prepending))
+        self.contrastive = contrastive
 
     def _configure(
         self, templates: TemplateSpec, task_templates: Mapping[str, TemplateSpec], max_seq_length: int,
@@ -191,6 +197,21 @@ class MetaEOL(InputModule):
         self._configure(self.template_set, self.task_template_sets, self.max_seq_length, TokenPrepending.coerce(value))
 
     @property
+    def contrastive(self) -> dict[str, Any] | None:
+        """The Contrastive Prompting settings (as saved in ``metaeol_config.json``), or None when off."""
+        return None if self._contrastive is None else self._contrastive.to_config()
+
+    @contrastive.setter
+    def contrastive(self, value: bool | Mapping[str, Any] | None) -> None:
+        config = ContrastivePrompting.coerce(value)
+        auxiliary = None
+        if config is not None:
+            config.check(self.num_layers)
+            output_projection(decoder_layers(self.auto_model)[config.layer])  # fails early without an o_proj
+            auxiliary = PromptTokenizer(self.tokenizer, TemplateSet.coerce(config.auxiliary), self.max_seq_length)
+        self._contrastive, self._auxiliary_tokenizer = config, auxiliary
+
+    @property
     def template_set(self) -> TemplateSet:
         """The prompt templates every text is wrapped in (unless its task has its own)."""
         return self._prompt_tokenizer.templates
@@ -226,6 +247,7 @@ class MetaEOL(InputModule):
     @max_seq_length.setter
     def max_seq_length(self, value: int) -> None:
         self._configure(self.template_set, self.task_template_sets, int(value), self._token_prepending)
+        self.contrastive = self._contrastive  # its auxiliary prompt's tokenizer has the same limit
 
     def get_embedding_dimension(self) -> int:
         """Size of the LLM's hidden state, which is the embedding size."""
@@ -259,8 +281,14 @@ class MetaEOL(InputModule):
         # Right padding: every row's real tokens start at column 0, so a chunk can drop its trailing pad columns.
         padded = pad_batch([ids for _, ids in rows], self.tokenizer.pad_token_id, "right")
         templates = prompt_tokenizer.templates
+        auxiliary = {}
+        if self._contrastive is not None:
+            aux = pad_batch(self._auxiliary_tokenizer.tokenize(texts, prefix=prompt or "").input_ids,
+                            self.tokenizer.pad_token_id, "right")
+            auxiliary = {"aux_input_ids": aux["input_ids"], "aux_attention_mask": aux["attention_mask"]}
         return {
             **padded,
+            **auxiliary,
             "prefix_index": torch.tensor([index for index, _ in rows], dtype=torch.long),
             "prefixes": prompt_tokenizer.shared_prefixes,
             "num_prompts": batch.num_prompts,
@@ -287,6 +315,7 @@ class MetaEOL(InputModule):
             len(read_layers), input_ids.shape[0], self.get_embedding_dimension(), device=input_ids.device
         )
         with torch.no_grad():
+            auxiliary = self._auxiliary_vectors(features)
             for prefix_index, group in group_rows(features["prefix_index"]):
                 prefix_cache = None
                 if prefix_index >= 0:
@@ -306,7 +335,7 @@ class MetaEOL(InputModule):
                         prefix_cache=prefix_cache,
                         cache_argument=self._cache_argument,
                         average_layers=False,
-                        **self._method_inputs(chunk_ids),
+                        **self._method_inputs(chunk_ids, rows, num_prompts, auxiliary),
                     )
         weights = features.get("prompt_weights")
         weights = None if weights is None else torch.tensor(weights, dtype=states.dtype, device=states.device)
@@ -330,20 +359,47 @@ class MetaEOL(InputModule):
         )
         return features
 
-    def _method_inputs(self, chunk_ids: torch.Tensor) -> dict[str, Any]:
+    def _auxiliary_vectors(self, features: dict[str, Any]) -> torch.Tensor | None:
+        """Contrastive Prompting's ``v_aux`` per text: one auxiliary pass for all templates, stopped at the layer."""
+        if self._contrastive is None:
+            return None
+        target = output_projection(decoder_layers(self.auto_model)[self._contrastive.layer])
+        ids, mask = features["aux_input_ids"], features["aux_attention_mask"]
+        vectors = []
+        for chunk in length_buckets(mask.sum(dim=1), self.max_tokens_per_forward):
+            width = int(mask[chunk].sum(dim=1).max())
+            vectors.append((chunk, input_at_last_token(self.auto_model, ids[chunk, :width], mask[chunk, :width],
+                                                       target, self._pass_position_ids)))
+        out = torch.empty(ids.shape[0], vectors[0][1].shape[-1], device=ids.device)
+        for chunk, values in vectors:
+            out[chunk] = values
+        return out
+
+    def _method_inputs(
+        self, chunk_ids: torch.Tensor, rows: torch.Tensor, num_prompts: int, auxiliary: torch.Tensor | None
+    ) -> dict[str, Any]:
         """What the active prompting methods add to one forward call (the seam of ``last_token_states``)."""
-        if self._token_prepending is None:
-            return {}
-        placeholder = placeholder_positions(chunk_ids)
+        inputs: dict[str, Any] = {"edits": []}
+        layers = decoder_layers(self.auto_model) if (self._token_prepending or self._contrastive) else None
+        if self._token_prepending is not None:
+            placeholder = placeholder_positions(chunk_ids)
 
-        def copy_last_into_placeholder(hidden: torch.Tensor, rows: torch.Tensor, last: torch.Tensor) -> None:
-            hidden[rows, placeholder] = hidden[rows, last]
+            def copy_last_into_placeholder(hidden: torch.Tensor, index: torch.Tensor, last: torch.Tensor) -> None:
+                hidden[index, placeholder] = hidden[index, last]
 
-        tp = self._token_prepending
-        return {
-            "inputs_embeds": embed_with_placeholder(self.auto_model, chunk_ids),
-            "layer_edits": {index: copy_last_into_placeholder for index in range(tp.start, tp.exit)},
-        }
+            tp = self._token_prepending
+            inputs["inputs_embeds"] = embed_with_placeholder(self.auto_model, chunk_ids)
+            inputs["edits"] += [(layers[i], copy_last_into_placeholder) for i in range(tp.start, tp.exit)]
+        if self._contrastive is not None:
+            contrastive = self._contrastive
+            v_aux = auxiliary[rows // num_prompts]  # rows are text-major: row // K is the text
+
+            def subtract_auxiliary(values: torch.Tensor, index: torch.Tensor, last: torch.Tensor) -> None:
+                normal = values[index, last]
+                values[index, last] = contrastive.combine(normal.float(), v_aux).to(values.dtype)
+
+            inputs["edits"].append((output_projection(layers[contrastive.layer]), subtract_auxiliary))
+        return inputs
 
     # -- persistence ---------------------------------------------------------------------------------------------
 

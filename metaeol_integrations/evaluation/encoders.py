@@ -62,7 +62,8 @@ class MetaEOLEncoder(Encoder):
 
     def identity(self) -> dict[str, Any]:
         # Keys appear only when a method is on, so the cache of plain MetaEOL runs keeps its key.
-        methods = {"token_prepending": self.module.token_prepending} if self.module.token_prepending else {}
+        methods = {key: value for key, value in (("token_prepending", self.module.token_prepending),
+                                                 ("contrastive", self.module.contrastive)) if value}
         return {
             **methods,
             "kind": "metaeol",
@@ -141,6 +142,7 @@ def build_encoder(
     device: str | None = None,
     batch_size: int = 16,
     token_prepending: bool | list[int] | None = None,
+    contrastive: bool | dict | None = None,
 ) -> Encoder:
     """An encoder for a preset, MetaEOL folder, LLM folder or ``.gguf`` file, a reference encoder name, or any
     SentenceTransformer folder. ``pooling="mean"`` builds the mean-pooling baseline over the same base LLM."""
@@ -162,7 +164,8 @@ def build_encoder(
             )
     model_kwargs = {"dtype": dtype} if dtype else None
     metaeol = load(model, templates=templates, layer=layer, max_seq_length=max_seq_length,
-                   model_kwargs=model_kwargs, device=device, token_prepending=token_prepending)
+                   model_kwargs=model_kwargs, device=device, token_prepending=token_prepending,
+                   contrastive=contrastive)
     if pooling == "mean":
         module: MetaEOL = metaeol[0]
         base_folder = module.auto_model.name_or_path
