@@ -208,6 +208,60 @@ def cmd_tune_layer(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
     return 0
 
 
+def _ints(value: str) -> list[int]:
+    try:
+        return [int(part) for part in value.split(",") if part.strip()]
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a comma-separated list of integers.") from error
+
+
+def _floats(value: str) -> list[float]:
+    try:
+        return [float(part) for part in value.split(",") if part.strip()]
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a comma-separated list of numbers.") from error
+
+
+def cmd_tune_method(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
+    from dataclasses import replace
+
+    from metaeol_integrations.evaluation.encoders import MetaEOLEncoder
+    from metaeol_integrations.evaluation.runner import Evaluator
+    from metaeol_integrations.evaluation.sweeps import TUNING_TASK, method_candidates, tune_method
+
+    if args.knob == "tp" and not args.exits:
+        raise UsageError("tune tp needs --exits. Fix: e.g. --exits 3,5,7,9 (with --start 1).")
+    if args.knob == "cp" and (not args.layers or (args.mode == "ns" and not args.alphas)):
+        raise UsageError("tune cp needs --layers (and --alphas for ns). Fix: e.g. --layers 2,4,6 --alphas 1,2,3.")
+    candidates = method_candidates(args.knob, start=args.start, exits=args.exits or (), layers=args.layers or (),
+                                   alphas=args.alphas or (), mode=args.mode)
+    base = _evaluator(args)
+    if not isinstance(base.encoder, MetaEOLEncoder):
+        raise UsageError("needs a MetaEOL model (last-token pooling). Fix: drop --pooling mean, use a MetaEOL model.")
+    module = base.encoder.module
+
+    def evaluator_for(setting: dict) -> Evaluator:
+        # The other knob keeps what --token-prepending / --contrastive set; the tuned one takes each candidate.
+        for key, value in setting.items():
+            setattr(module, key, value)
+        return Evaluator(base.encoder, replace(base.config))
+
+    best, sweep = tune_method(evaluator_for, candidates)
+    scores = sweep.scores[TUNING_TASK]
+    n = len(base.sts_data(TUNING_TASK)[0])
+    for label, score in zip(sweep.labels, scores):
+        out.write(f"{label}: {score:.2f}\n")
+    out.write(f"best on STS-B dev (N={n}): {sweep.labels[best]} (Spearman {scores[best]:.2f})\n")
+    folder = Path(args.out)
+    folder.mkdir(parents=True, exist_ok=True)
+    record = {"knob": args.knob, "best": candidates[best], "tuning_task": TUNING_TASK, "n": n, "seed": args.seed,
+              "candidates": candidates, "scores": scores}
+    path = folder / f"{_slug(_label(args, None))}-tune-{args.knob}.json"
+    path.write_text(json.dumps(record, indent=2), encoding="utf-8")
+    out.write(f"wrote {path}\n")
+    return 0
+
+
 def add_eval_commands(commands: argparse._SubParsersAction, templates_type: Any, default_model: str,
                       add_method_options: Any = None) -> None:
     """Register ``eval``, ``sweep`` and ``tune-layer`` on the ``metaeol`` parser."""
@@ -258,3 +312,18 @@ def add_eval_commands(commands: argparse._SubParsersAction, templates_type: Any,
     tune.add_argument("--export", help="write a SentenceTransformer folder with the tuned layer here")
     _add_eval_options(tune, templates_type, default_model, add_method_options)
     tune.set_defaults(handler=cmd_tune_layer, layer=None)
+
+    method = commands.add_parser(
+        "tune", help="choose Token Prepending / Contrastive Prompting settings on STS-B dev",
+        description="Score Token Prepending exits (tp) or Contrastive Prompting layers and alphas (cp) on the STS-B "
+        "dev split only (never on test data) and print the best. Each setting is one forward pass per dev "
+        "sentence (cached per setting).",
+    )
+    method.add_argument("knob", choices=("tp", "cp"), help="tp: Token Prepending; cp: Contrastive Prompting")
+    method.add_argument("--start", type=int, default=1, help="tp: first decoder layer of the copy (default 1)")
+    method.add_argument("--exits", type=_ints, help="tp: exit layers to try (exclusive, 0-based), e.g. 3,5,7,9")
+    method.add_argument("--layers", type=_ints, help="cp: decoder layers to try (0-based), e.g. 2,4,6")
+    method.add_argument("--alphas", type=_floats, help="cp ns: alphas to try, e.g. 0.5,1,2,3,4")
+    method.add_argument("--mode", choices=("ns", "nr"), default="ns", help="cp: ns (scaled, default) or nr")
+    _add_eval_options(method, templates_type, default_model, add_method_options)
+    method.set_defaults(handler=cmd_tune_method, layer=None)

