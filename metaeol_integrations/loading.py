@@ -238,6 +238,7 @@ def export(name_or_path: str, output_dir: str | os.PathLike, weights: str | None
         model_kwargs = load_kwargs.get("model_kwargs") or {}
         options = {key: load_kwargs[key] for key in (
             "templates", "task_templates", "layer", "max_seq_length", "prefix_cache", "max_tokens_per_forward",
+            "token_prepending", "contrastive",
         ) if load_kwargs.get(key) is not None}
         if preset is not None:
             options = {"templates": preset.templates, "layer": preset.layer, **options}

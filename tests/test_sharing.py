@@ -49,7 +49,7 @@ def test_weightless_export_of_a_hub_preset_writes_no_weights_and_fetches_nothing
         "README.md", "config_sentence_transformers.json", "metaeol_config.json", "modules.json"]
     config = json.loads((out / "metaeol_config.json").read_text())
     assert config["base_model"] == "meta-llama/Llama-2-7b-hf" and config["weights"] == "reference"
-    assert len(config["templates"]["meta_tasks"]) == 4 and config["layer"] == -1
+    assert len(config["templates"]["meta_tasks"]) == 4 and config["layer"] is None  # the set's own: -1
     meta = _front_matter(out / "README.md")
     assert meta["library_name"] == "sentence-transformers" and meta["pipeline_tag"] == "sentence-similarity"
     assert meta["base_model"] == "meta-llama/Llama-2-7b-hf" and "metaeol" in meta["tags"]
@@ -61,13 +61,15 @@ def test_weightless_export_of_a_hub_preset_writes_no_weights_and_fetches_nothing
 
 def test_reference_config_equals_what_the_module_saves(tiny_model_dir, tmp_path):
     """The folder written without loading and the one MetaEOL.save writes hold the same settings."""
-    model = metaeol_integrations.load(str(tiny_model_dir), templates="prompteol", layer=2, max_seq_length=300)
+    model = metaeol_integrations.load(str(tiny_model_dir), templates="prompteol", layer=2, max_seq_length=300,
+                                      token_prepending=(1, 3), contrastive={"layer": 1, "mode": "nr"})
     module = model[0]
     module.base_model = BASE_ID
     metaeol_integrations.save(model, tmp_path / "saved", weights="reference")
     assert not list((tmp_path / "saved").glob("*.safetensors"))
     assert module.weights == "copy"  # save(weights=...) does not change the model
-    write_reference_folder(tmp_path / "written", BASE_ID, templates="prompteol", layer=2, max_seq_length=300)
+    write_reference_folder(tmp_path / "written", BASE_ID, templates="prompteol", layer=2, max_seq_length=300,
+                           token_prepending=(1, 3), contrastive={"layer": 1, "mode": "nr"})
     for name in ("metaeol_config.json", "modules.json"):
         assert json.loads((tmp_path / "saved" / name).read_text()) == json.loads((tmp_path / "written" / name).read_text())
     saved = json.loads((tmp_path / "saved" / "config_sentence_transformers.json").read_text())

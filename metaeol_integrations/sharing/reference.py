@@ -18,7 +18,9 @@ import sentence_transformers
 import torch
 import transformers
 
+from metaeol_integrations.core.contrastive import ContrastivePrompting
 from metaeol_integrations.core.module import MetaEOL, check_weights_mode
+from metaeol_integrations.core.token_prepending import TokenPrepending
 from metaeol_integrations.core.templates import TemplateSet, TemplateSpec, effective_layer
 from metaeol_integrations.sharing.model_card import CardFacts, render_model_card
 
@@ -41,6 +43,8 @@ def write_reference_folder(
     max_seq_length: int | None = None,
     prefix_cache: bool | None = None,
     max_tokens_per_forward: int | None = None,
+    token_prepending: bool | Sequence[int] | None = None,
+    contrastive: bool | Mapping | None = None,
     similarity_fn_name: str = "cosine",
     measured: str | None = None,
     card_base_model: str | None = None,
@@ -70,6 +74,9 @@ def write_reference_folder(
         "weights": "reference",
         "prefix_cache": settings["prefix_cache"],
         "max_tokens_per_forward": settings["max_tokens_per_forward"],
+        # Validated and written as the module writes them (None when off).
+        "token_prepending": None if (tp := TokenPrepending.coerce(token_prepending)) is None else tp.to_config(),
+        "contrastive": None if (cp := ContrastivePrompting.coerce(contrastive)) is None else cp.to_config(),
     }
 
     folder = Path(output_dir)
