@@ -201,3 +201,29 @@ def test_shared_model_loads_by_id_from_the_hub_cache(tiny_model_dir, tiny, tmp_p
     assert np.abs(vectors["pinned"] - vectors["base_by_id"]).max() > 1e-2
     assert not list((tmp_path / "pushed").glob("*.safetensors"))
     assert json.loads((tmp_path / "pushed" / "metaeol_config.json").read_text())["weights"] == "reference"
+
+
+def test_preset_card_states_the_numbers_measured_in_docs_results(tmp_path):
+    """The SmolLM2 preset's card text against the result files it quotes, then in a real export's README."""
+    from metaeol_integrations.presets import PRESETS
+
+    results = Path(__file__).resolve().parents[1] / "docs" / "results"
+    measured = PRESETS["metaeol-smollm2-135m"].measured
+
+    def averages(name: str) -> tuple[float, float | None]:
+        run = json.loads((results / name).read_text())["results"]
+        sts = [r["score"] for r in run if r["kind"] == "sts"]
+        transfer = [r["score"] for r in run if r["kind"] == "transfer"]
+        return sum(sts) / len(sts), (sum(transfer) / len(transfer) if transfer else None)
+
+    sts, transfer = averages("smollm2-135m-MetaEOL-last-layer-all.json")
+    assert f"Spearman {sts:.2f}" in measured and f"accuracy {transfer:.2f}" in measured
+    assert f"({averages('smollm2-135m-MetaEOL-tuned-layer-28-all.json')[0]:.2f} with" in measured
+    assert f"STS-B test {averages('smollm2-135m-MetaEOL-last-layer-STS-B-full-sts.json')[0]:.2f}" in measured
+    assert f"scores {averages('all-MiniLM-L6-v2-trained-encoder-all.json')[0]:.2f}" in measured
+    assert f"PromptEOL on this model {averages('smollm2-135m-PromptEOL-last-layer-all.json')[0]:.2f}" in measured
+
+    metaeol_integrations.export("metaeol-smollm2-135m", tmp_path / "smol")  # packaged GGUF: weights copied
+    assert (tmp_path / "smol" / "model.safetensors").is_file()
+    assert measured.split(":")[0] in (tmp_path / "smol" / "README.md").read_text()
+    assert _front_matter(tmp_path / "smol" / "README.md")["base_model"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
