@@ -195,35 +195,6 @@ class _StopForward(Exception):
 Edit = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], None]
 
 
-def input_at_last_token(
-    model: PreTrainedModel, input_ids: torch.Tensor, attention_mask: torch.Tensor, target: nn.Module,
-    pass_position_ids: bool = True,
-) -> torch.Tensor:
-    """The first input of submodule ``target`` at each row's last real token, float32; the forward stops there."""
-    rows = torch.arange(input_ids.shape[0], device=input_ids.device)
-    last = last_token_index(attention_mask)
-    inputs: dict[str, Any] = {"input_ids": input_ids, "attention_mask": attention_mask, "use_cache": False}
-    if pass_position_ids:
-        inputs["position_ids"] = position_ids_from_mask(attention_mask)
-    captured: list[torch.Tensor] = []
-    owner = threading.get_ident()
-
-    def hook(_module: nn.Module, args: tuple, kwargs: dict | None = None) -> None:
-        if threading.get_ident() != owner:
-            return
-        captured.append((args[0] if args else next(iter((kwargs or {}).values())))[rows, last].float())
-        raise _StopForward
-
-    handle = target.register_forward_pre_hook(hook, with_kwargs=True)
-    try:
-        model(**inputs)
-    except _StopForward:
-        pass
-    finally:
-        handle.remove()
-    return captured[0]
-
-
 def last_token_index(attention_mask: torch.Tensor) -> torch.Tensor:
     """Position of each row's last real token, whatever the padding side."""
     width = attention_mask.shape[1]
@@ -238,6 +209,64 @@ def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
 def accepts_position_ids(model: nn.Module) -> bool:
     """Whether the model's forward takes ``position_ids`` (nearly all decoder-only models do)."""
     return "position_ids" in inspect.signature(model.forward).parameters
+
+
+def _first_input(args: tuple, kwargs: dict | None) -> torch.Tensor:
+    """A pre-hook's view of the module's first input, passed positionally or by keyword (``hidden_states`` for a
+    decoder layer)."""
+    if args:
+        return args[0]
+    kwargs = kwargs or {}
+    return kwargs["hidden_states"] if "hidden_states" in kwargs else next(iter(kwargs.values()))
+
+
+def _forward_inputs(
+    model: PreTrainedModel, input_ids: torch.Tensor, attention_mask: torch.Tensor, pass_position_ids: bool,
+    prefix_cache: DynamicCache | None = None, cache_argument: str | None = None,
+    inputs_embeds: torch.Tensor | None = None,
+) -> dict[str, Any]:
+    """Keyword arguments of one forward call: ids (or ``inputs_embeds``), mask and positions over real tokens, and
+    the prefix's keys and values when there is a ``prefix_cache``."""
+    inputs: dict[str, Any] = {"input_ids": input_ids, "attention_mask": attention_mask, "use_cache": False}
+    if inputs_embeds is not None:
+        inputs["inputs_embeds"] = inputs_embeds
+        del inputs["input_ids"]
+    if prefix_cache is not None:
+        offset = prefix_cache.get_seq_length()
+        prefix_mask = attention_mask.new_ones(input_ids.shape[0], offset)
+        inputs["attention_mask"] = torch.cat([prefix_mask, attention_mask], dim=1)
+        inputs["position_ids"] = offset + position_ids_from_mask(attention_mask)
+        inputs[cache_argument] = expand_for_batch(model, prefix_cache, input_ids.shape[0])
+        inputs["use_cache"] = True
+    elif pass_position_ids:
+        inputs["position_ids"] = position_ids_from_mask(attention_mask)
+    return inputs
+
+
+def input_at_last_token(
+    model: PreTrainedModel, input_ids: torch.Tensor, attention_mask: torch.Tensor, target: nn.Module,
+    pass_position_ids: bool = True,
+) -> torch.Tensor:
+    """The first input of submodule ``target`` at each row's last real token, float32; the forward stops there."""
+    rows = torch.arange(input_ids.shape[0], device=input_ids.device)
+    last = last_token_index(attention_mask)
+    captured: list[torch.Tensor] = []
+    owner = threading.get_ident()
+
+    def hook(_module: nn.Module, args: tuple, kwargs: dict | None = None) -> None:
+        if threading.get_ident() != owner:  # another thread's forward on the shared model (see last_token_states)
+            return
+        captured.append(_first_input(args, kwargs)[rows, last].float())
+        raise _StopForward
+
+    handle = target.register_forward_pre_hook(hook, with_kwargs=True)
+    try:
+        model(**_forward_inputs(model, input_ids, attention_mask, pass_position_ids))
+    except _StopForward:
+        pass
+    finally:
+        handle.remove()
+    return captured[0]
 
 
 def last_token_states(
@@ -267,19 +296,8 @@ def last_token_states(
     """
     rows = torch.arange(input_ids.shape[0], device=input_ids.device)
     last = last_token_index(attention_mask)
-    inputs: dict[str, Any] = {"input_ids": input_ids, "attention_mask": attention_mask, "use_cache": False}
-    if inputs_embeds is not None:
-        inputs["inputs_embeds"] = inputs_embeds
-        del inputs["input_ids"]
-    if prefix_cache is not None:
-        offset = prefix_cache.get_seq_length()
-        prefix_mask = attention_mask.new_ones(input_ids.shape[0], offset)
-        inputs["attention_mask"] = torch.cat([prefix_mask, attention_mask], dim=1)
-        inputs["position_ids"] = offset + position_ids_from_mask(attention_mask)
-        inputs[cache_argument] = expand_for_batch(model, prefix_cache, input_ids.shape[0])
-        inputs["use_cache"] = True
-    elif pass_position_ids:
-        inputs["position_ids"] = position_ids_from_mask(attention_mask)
+    inputs = _forward_inputs(model, input_ids, attention_mask, pass_position_ids, prefix_cache, cache_argument,
+                             inputs_embeds)
 
     captured: dict[int, torch.Tensor] = {}
     intermediate = sorted(set(index for index in layers if index < num_layers))
@@ -294,8 +312,7 @@ def last_token_states(
             # steps, and a forward running between them (or while the hook is being removed) sees only the first.
             if threading.get_ident() != owner:
                 return
-            hidden = args[0] if args else (kwargs or {})["hidden_states"]
-            captured[index] = hidden[rows, last].float()
+            captured[index] = _first_input(args, kwargs)[rows, last].float()
             if stop_early and index == intermediate[-1]:
                 raise _StopForward
 
@@ -305,7 +322,7 @@ def last_token_states(
         def hook(_module: nn.Module, args: tuple, kwargs: dict | None = None) -> None:
             if threading.get_ident() != owner:
                 return
-            edit(args[0] if args else next(iter((kwargs or {}).values())), rows, last)
+            edit(_first_input(args, kwargs), rows, last)
 
         return hook
 

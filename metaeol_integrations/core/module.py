@@ -306,7 +306,7 @@ class MetaEOL(InputModule):
         every layer (``hidden_states`` numbering), read from the same pass.
         """
         num_prompts = int(features["num_prompts"])
-        plan = features.get("prompt_layers") or (self._layers or resolve_layers(-1, self.num_layers),) * num_prompts
+        plan = features["prompt_layers"]  # each prompt's layers, from preprocess
         needed = tuple(sorted({layer for layers in plan for layer in layers}))
         input_ids, attention_mask = features["input_ids"], features["attention_mask"]
         lengths = attention_mask.sum(dim=1)
