@@ -183,12 +183,9 @@ def cmd_sweep(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
 
 
 def cmd_tune_layer(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
-    from metaeol_integrations.evaluation.encoders import MetaEOLEncoder
     from metaeol_integrations.evaluation.sweeps import TUNING_TASK, tune_layer
 
-    evaluator = _evaluator(args)
-    if not isinstance(evaluator.encoder, MetaEOLEncoder):
-        raise UsageError("needs a MetaEOL model (last-token pooling). Fix: drop --pooling mean, use a MetaEOL model.")
+    evaluator = _metaeol_evaluator(args)
     best, sweep = tune_layer(evaluator)
     scores = sweep.scores[TUNING_TASK]
     out.write(f"best layer on STS-B dev (N={len(evaluator.sts_data(TUNING_TASK)[0])}): {best} "
@@ -208,24 +205,33 @@ def cmd_tune_layer(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
     return 0
 
 
-def _ints(value: str) -> list[int]:
-    try:
-        return [int(part) for part in value.split(",") if part.strip()]
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a comma-separated list of integers.") from error
+def _comma_list(convert: Any, what: str) -> Any:
+    """An argparse type for a comma-separated list of ``convert``-ed values."""
+    def parse(value: str) -> list:
+        try:
+            return [convert(part) for part in value.split(",") if part.strip()]
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(f"{value!r} is not a comma-separated list of {what}.") from error
+
+    return parse
 
 
-def _floats(value: str) -> list[float]:
-    try:
-        return [float(part) for part in value.split(",") if part.strip()]
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a comma-separated list of numbers.") from error
+_ints, _floats = _comma_list(int, "integers"), _comma_list(float, "numbers")
+
+
+def _metaeol_evaluator(args: argparse.Namespace):
+    """The evaluator of a tuning command, which needs per-layer vectors of a MetaEOL model."""
+    from metaeol_integrations.evaluation.encoders import MetaEOLEncoder
+
+    evaluator = _evaluator(args)
+    if not isinstance(evaluator.encoder, MetaEOLEncoder):
+        raise UsageError("needs a MetaEOL model (last-token pooling). Fix: drop --pooling mean, use a MetaEOL model.")
+    return evaluator
 
 
 def cmd_tune_method(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
     from dataclasses import replace
 
-    from metaeol_integrations.evaluation.encoders import MetaEOLEncoder
     from metaeol_integrations.evaluation.runner import Evaluator
     from metaeol_integrations.evaluation.sweeps import TUNING_TASK, method_candidates, tune_method
 
@@ -235,9 +241,7 @@ def cmd_tune_method(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int
         raise UsageError("tune cp needs --layers (and --alphas for ns). Fix: e.g. --layers 2,4,6 --alphas 1,2,3.")
     candidates = method_candidates(args.knob, start=args.start, exits=args.exits or (), layers=args.layers or (),
                                    alphas=args.alphas or (), mode=args.mode)
-    base = _evaluator(args)
-    if not isinstance(base.encoder, MetaEOLEncoder):
-        raise UsageError("needs a MetaEOL model (last-token pooling). Fix: drop --pooling mean, use a MetaEOL model.")
+    base = _metaeol_evaluator(args)
     module = base.encoder.module
 
     def evaluator_for(setting: dict) -> Evaluator:
