@@ -57,3 +57,7 @@ class WeightsModeError(MetaEOLError, ValueError):
 
 class InputIdError(MetaEOLError, ValueError):
     """The ids of a corpus to embed are missing, null or not unique, so a re-run could not resume it."""
+
+
+class QuantizationError(MetaEOLError, ValueError):
+    """The int8 mode cannot run as asked: an unknown mode, weights that are not float32, or a non-CPU device."""

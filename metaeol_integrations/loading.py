@@ -9,12 +9,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
 from sentence_transformers import SentenceTransformer
 
 from metaeol_integrations.core.backbone import check_dtype_on_device, is_hub_id
 from metaeol_integrations.core.module import MetaEOL
 from metaeol_integrations.core.templates import TemplateSpec
-from metaeol_integrations.errors import UnknownModelError
+from metaeol_integrations.errors import QuantizationError, UnknownModelError
 from metaeol_integrations.presets import DEFAULT_PRESET, PRESETS, Preset
 
 _MODULE_TYPE = f"{MetaEOL.__module__}.{MetaEOL.__name__}"
@@ -74,6 +75,7 @@ def load(
     max_tokens_per_forward: int | None = None,
     token_prepending: bool | Sequence[int] | None = None,
     contrastive: bool | Mapping[str, Any] | None = None,
+    quantize: str | None = None,
     model_kwargs: dict[str, Any] | None = None,
     processor_kwargs: dict[str, Any] | None = None,
     config_kwargs: dict[str, Any] | None = None,
@@ -89,7 +91,8 @@ def load(
     a Hugging Face model folder or hub id of a decoder-only LLM, or a ``.gguf`` file. ``templates``,
     ``task_templates`` (e.g. ``{"query": "prompteol"}`` for ``encode_query``), ``layer``, ``max_seq_length``,
     ``prefix_cache``, ``max_tokens_per_forward``, ``token_prepending`` (``True`` or ``(start, exit)``) and
-    ``contrastive`` (``True`` or ``{"layer", "mode", "alpha"}``; both in ``docs/methods.md``) override the preset's or folder's values; ``model_kwargs`` go to ``AutoModel`` (``dtype``,
+    ``contrastive`` (``True`` or ``{"layer", "mode", "alpha"}``; both in ``docs/methods.md``) and ``quantize``
+    (``"int8"``: int8 Linear layers on the CPU, docs/performance.md) override the preset's or folder's values; ``model_kwargs`` go to ``AutoModel`` (``dtype``,
     ``trust_remote_code``...). A hub id may name a shared MetaEOL model (a repository with ``modules.json``, e.g.
     one written by ``metaeol export``) or a base LLM; ``revision`` and ``token`` apply to that repository, and
     the hub cache settings (``HF_HOME``, ``HF_HUB_CACHE``, ``HF_HUB_OFFLINE``) apply as everywhere in
@@ -99,7 +102,7 @@ def load(
     options = {
         "templates": templates, "task_templates": task_templates, "layer": layer, "max_seq_length": max_seq_length,
         "prefix_cache": prefix_cache, "max_tokens_per_forward": max_tokens_per_forward,
-        "token_prepending": token_prepending, "contrastive": contrastive,
+        "token_prepending": token_prepending, "contrastive": contrastive, "quantize": quantize,
     }
     overrides = {key: value for key, value in options.items() if value is not None}
     backbone_kwargs = dict(
@@ -107,11 +110,13 @@ def load(
         cache_folder=cache_folder,
     )
     sentence_transformer_kwargs.setdefault("similarity_fn_name", "cosine")
+    if quantize is not None:
+        device = _int8_device(device)
     path = Path(os.path.expanduser(str(name_or_path)))
 
     if str(name_or_path) in PRESETS:
         preset = PRESETS[str(name_or_path)]
-        settings = {"templates": preset.templates, "layer": preset.layer, **overrides}
+        settings = {**preset.settings(), **overrides}
         module = MetaEOL(preset.base_model_source(), base_model=preset.base_model_label, **settings, **backbone_kwargs)
         model = SentenceTransformer(modules=[module], device=device, **sentence_transformer_kwargs)
         _check_dtype(model)
@@ -150,6 +155,8 @@ def _load_sentence_transformer(
     model = SentenceTransformer(name, trust_remote_code=True, device=device, **backbone_kwargs,
                                 **sentence_transformer_kwargs)
     _apply_overrides(model, overrides)
+    if model[0].quantize is not None and device is None:
+        model.to("cpu")  # a folder saved in int8 mode computes on the CPU wherever sentence-transformers would go
     _check_dtype(model)
     if not getattr(model, "_model_card_text", None):
         _attach_model_card(model)  # a folder without a README gets ours when saved; one with a README keeps it
@@ -176,6 +183,18 @@ def _check_dtype(model: SentenceTransformer) -> None:
 
 # load() options whose module attribute has another name; the rest are set under their own name.
 _ATTRIBUTE_OF_OPTION = {"templates": "template_set", "task_templates": "task_template_sets"}
+
+
+def _int8_device(device: str | None) -> str:
+    """int8 mode runs on the CPU: default to it, and refuse another device before loading anything."""
+    if device is None:
+        return "cpu"
+    if torch.device(device).type != "cpu":
+        raise QuantizationError(
+            f"quantize='int8' computes on the CPU, not on {device!r}. Fix: device='cpu', or drop quantize on a GPU "
+            "(model_kwargs={'dtype': torch.bfloat16} is the fast mode there)."
+        )
+    return device
 
 
 def _apply_overrides(model: SentenceTransformer, overrides: dict[str, Any]) -> None:
@@ -238,10 +257,10 @@ def export(name_or_path: str, output_dir: str | os.PathLike, weights: str | None
         model_kwargs = load_kwargs.get("model_kwargs") or {}
         options = {key: load_kwargs[key] for key in (
             "templates", "task_templates", "layer", "max_seq_length", "prefix_cache", "max_tokens_per_forward",
-            "token_prepending", "contrastive",
+            "token_prepending", "contrastive", "quantize",
         ) if load_kwargs.get(key) is not None}
         if preset is not None:
-            options = {"templates": preset.templates, "layer": preset.layer, **options}
+            options = {**preset.settings(), **options}
         return write_reference_folder(
             output_dir, base, revision=load_kwargs.get("revision") or model_kwargs.get("revision"),
             measured=preset.measured if preset else None, **options,

@@ -7,6 +7,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import Any
 
 from metaeol_integrations.errors import ModelNotAvailableError
 
@@ -83,6 +84,18 @@ class Preset:
     card_base_model: str | None = None
     # Measured quality for model cards (Markdown, from docs/results.md), when this project has measured the preset.
     measured: str | None = None
+    # Later training-free methods on top of the templates (module keywords; None: off).
+    token_prepending: tuple[int, int] | None = None
+    contrastive: Mapping[str, Any] | None = None
+
+    def settings(self) -> dict[str, Any]:
+        """The MetaEOL module keywords this preset sets (methods only when on)."""
+        settings: dict[str, Any] = {"templates": self.templates, "layer": self.layer}
+        if self.token_prepending is not None:
+            settings["token_prepending"] = list(self.token_prepending)
+        if self.contrastive is not None:
+            settings["contrastive"] = dict(self.contrastive)
+        return settings
 
     def base_model_source(self) -> str:
         """A loadable base-model reference: a hub id, or the path of the packaged GGUF file."""

@@ -71,6 +71,7 @@ def _evaluator(args: argparse.Namespace):
         args.model, pooling=args.pooling, templates=args.templates, max_seq_length=args.max_seq_length,
         dtype=args.dtype, device=args.device, batch_size=args.batch_size,
         token_prepending=getattr(args, "token_prepending", None), contrastive=getattr(args, "contrastive", None),
+        quantize=getattr(args, "quantize", None),
     )
     return Evaluator(encoder, config)
 
@@ -93,6 +94,8 @@ def _label(args: argparse.Namespace, layer: int | None) -> str:
     if getattr(args, "contrastive", None):
         cp = args.contrastive
         parts.append("CP" if cp is True else "CP " + "-".join(str(v) for v in cp.values()))
+    if getattr(args, "quantize", None):
+        parts.append(args.quantize)
     if layer is not None:
         parts.append(f"layer {layer}")
     return ", ".join(parts)
@@ -219,6 +222,20 @@ def _comma_list(convert: Any, what: str) -> Any:
 _ints, _floats = _comma_list(int, "integers"), _comma_list(float, "numbers")
 
 
+def _read_recipes(path: str | None) -> list:
+    """The recipe list of ``tune recipe --candidates FILE`` (a JSON list of objects)."""
+    if not path:
+        raise UsageError('tune recipe needs --candidates. Fix: a JSON file such as [{"templates": "metaeol"}, '
+                         '{"templates": "ck", "contrastive": {"layer": 4, "mode": "ns", "alpha": 2}}].')
+    try:
+        recipes = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise UsageError(f"cannot read the recipes in {path} ({error}). Fix: a JSON list of recipe objects.") from error
+    if not isinstance(recipes, list) or not recipes:
+        raise UsageError(f"{path} holds no recipe list. Fix: a non-empty JSON list of recipe objects.")
+    return recipes
+
+
 def _metaeol_evaluator(args: argparse.Namespace):
     """The evaluator of a tuning command, which needs per-layer vectors of a MetaEOL model."""
     from metaeol_integrations.evaluation.encoders import MetaEOLEncoder
@@ -233,29 +250,37 @@ def cmd_tune_method(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int
     from dataclasses import replace
 
     from metaeol_integrations.evaluation.runner import Evaluator
-    from metaeol_integrations.evaluation.sweeps import TUNING_TASK, method_candidates, tune_method
+    from metaeol_integrations.evaluation.sweeps import TUNING_TASK, method_candidates, recipe_candidates, tune_method
 
     if args.knob == "tp" and not args.exits:
         raise UsageError("tune tp needs --exits. Fix: e.g. --exits 3,5,7,9 (with --start 1).")
     if args.knob == "cp" and (not args.layers or (args.mode == "ns" and not args.alphas)):
         raise UsageError("tune cp needs --layers (and --alphas for ns). Fix: e.g. --layers 2,4,6 --alphas 1,2,3.")
-    candidates = method_candidates(args.knob, start=args.start, exits=args.exits or (), layers=args.layers or (),
-                                   alphas=args.alphas or (), mode=args.mode)
+    if args.knob == "recipe":
+        try:
+            candidates = recipe_candidates(_read_recipes(args.candidates))
+        except ValueError as error:
+            raise UsageError(f"{error} Fix: edit {args.candidates}.") from error
+    else:
+        candidates = method_candidates(args.knob, start=args.start, exits=args.exits or (), layers=args.layers or (),
+                                       alphas=args.alphas or (), mode=args.mode)
     base = _metaeol_evaluator(args)
     module = base.encoder.module
 
     def evaluator_for(setting: dict) -> Evaluator:
-        # The other knob keeps what --token-prepending / --contrastive set; the tuned one takes each candidate.
+        # tp/cp: the other knob keeps what --token-prepending / --contrastive set; recipes set every knob.
         for key, value in setting.items():
-            setattr(module, key, value)
+            if key != "label":
+                setattr(module, "template_set" if key == "templates" else key, value)
         return Evaluator(base.encoder, replace(base.config))
 
     best, sweep = tune_method(evaluator_for, candidates)
     scores = sweep.scores[TUNING_TASK]
     n = len(base.sts_data(TUNING_TASK)[0])
-    for label, score in zip(sweep.labels, scores):
+    labels = [candidate.get("label", label) for candidate, label in zip(candidates, sweep.labels)]
+    for label, score in zip(labels, scores):
         out.write(f"{label}: {score:.2f}\n")
-    out.write(f"best on STS-B dev (N={n}): {sweep.labels[best]} (Spearman {scores[best]:.2f})\n")
+    out.write(f"best on STS-B dev (N={n}): {labels[best]} (Spearman {scores[best]:.2f})\n")
     folder = Path(args.out)
     folder.mkdir(parents=True, exist_ok=True)
     record = {"knob": args.knob, "best": candidates[best], "tuning_task": TUNING_TASK, "n": n, "seed": args.seed,
@@ -318,16 +343,20 @@ def add_eval_commands(commands: argparse._SubParsersAction, templates_type: Any,
     tune.set_defaults(handler=cmd_tune_layer, layer=None)
 
     method = commands.add_parser(
-        "tune", help="choose Token Prepending / Contrastive Prompting settings on STS-B dev",
-        description="Score Token Prepending exits (tp) or Contrastive Prompting layers and alphas (cp) on the STS-B "
-        "dev split only (never on test data) and print the best. Each setting is one forward pass per dev "
-        "sentence (cached per setting).",
+        "tune", help="choose Token Prepending / Contrastive Prompting settings or a whole recipe on STS-B dev",
+        description="Score Token Prepending exits (tp), Contrastive Prompting layers and alphas (cp) or whole recipes "
+        "(recipe: templates, layer and methods from a JSON file) on the STS-B dev split only (never on test data) "
+        "and print the best. Each setting is one forward pass per dev sentence (cached per setting).",
     )
-    method.add_argument("knob", choices=("tp", "cp"), help="tp: Token Prepending; cp: Contrastive Prompting")
+    method.add_argument("knob", choices=("tp", "cp", "recipe"),
+                        help="tp: Token Prepending; cp: Contrastive Prompting; recipe: whole recipes from --candidates")
     method.add_argument("--start", type=int, default=1, help="tp: first decoder layer of the copy (default 1)")
     method.add_argument("--exits", type=_ints, help="tp: exit layers to try (exclusive, 0-based), e.g. 3,5,7,9")
     method.add_argument("--layers", type=_ints, help="cp: decoder layers to try (0-based), e.g. 2,4,6")
     method.add_argument("--alphas", type=_floats, help="cp ns: alphas to try, e.g. 0.5,1,2,3,4")
     method.add_argument("--mode", choices=("ns", "nr"), default="ns", help="cp: ns (scaled, default) or nr")
+    method.add_argument("--candidates", help="recipe: JSON file with a list of recipes, each an object with any of "
+                        "templates, layer, token_prepending, contrastive (module keywords; left out = default) and an "
+                        "optional label")
     _add_eval_options(method, templates_type, default_model, add_method_options)
     method.set_defaults(handler=cmd_tune_method, layer=None)

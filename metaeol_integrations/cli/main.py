@@ -14,7 +14,7 @@ from metaeol_integrations.cli.evaluate import add_eval_commands
 from metaeol_integrations.cli.usage import UsageError
 from metaeol_integrations.core.templates import BUILTIN_TEMPLATE_SETS, TemplateSet
 from metaeol_integrations.errors import MetaEOLError, TemplateError
-from metaeol_integrations.presets import DEFAULT_PRESET, PRESETS
+from metaeol_integrations.presets import DEFAULT_PRESET, PRESETS, Preset
 
 PROGRESS_THRESHOLD = 32  # inputs; below this a progress bar is noise
 
@@ -59,7 +59,10 @@ def _contrastive(value: str) -> bool | dict[str, Any]:
 
 
 def add_method_options(parser: argparse.ArgumentParser) -> None:
-    """Options of the prompting methods beyond the templates (docs/methods.md)."""
+    """Options of the prompting methods beyond the templates (docs/methods.md) and of the int8 mode."""
+    parser.add_argument("--quantize", choices=("int8",),
+                        help="int8: int8 Linear layers on the CPU, faster with slightly different vectors "
+                        "(docs/performance.md); default: exact float32")
     parser.add_argument("--token-prepending", type=_token_prepending, metavar="on|START,EXIT",
                         help="Token Prepending: copy the last token's state into a placeholder before the sentence "
                         "before decoder layers START..EXIT-1 ('on': 1,7, the published LLaMA2-7B range)")
@@ -117,6 +120,7 @@ def _load_options(args: argparse.Namespace) -> dict[str, Any]:
         "prefix_cache": args.prefix_cache,
         "token_prepending": args.token_prepending,
         "contrastive": args.contrastive,
+        "quantize": args.quantize,
         "model_kwargs": {"dtype": args.dtype} if args.dtype else None,
     }
 
@@ -239,12 +243,23 @@ def cmd_export(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
     return 0
 
 
+def _methods_label(preset: Preset) -> str:
+    """Token Prepending / Contrastive Prompting settings of a preset in the CLI's own notation, '-' if none."""
+    parts = []
+    if preset.token_prepending is not None:
+        parts.append("TP {},{}".format(*preset.token_prepending))
+    if preset.contrastive is not None:
+        cp = preset.contrastive
+        parts.append(f"CP {cp['layer']},{cp.get('mode', 'ns')}" + (f",{cp['alpha']:g}" if "alpha" in cp else ""))
+    return " + ".join(parts) or "-"
+
+
 def cmd_info(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
-    rows = [("name", "base model", "templates", "layer", "offline", "description")]
+    rows = [("name", "base model", "templates", "layer", "methods", "offline", "description")]
     for preset in PRESETS.values():
         rows.append(
             (preset.name, preset.base_model_label, preset.templates,
-             "set's own" if preset.layer is None else str(preset.layer),
+             "set's own" if preset.layer is None else str(preset.layer), _methods_label(preset),
              "yes" if preset.runs_offline else "no", preset.description)
         )
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]) - 1)]

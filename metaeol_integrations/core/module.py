@@ -22,6 +22,7 @@ from metaeol_integrations.core.backbone import (
 )
 from metaeol_integrations.core.batching import group_rows, length_buckets
 from metaeol_integrations.core.prefix_cache import PrefixKVStore, cache_argument_name
+from metaeol_integrations.core.quantization import check_quantize_mode, dequantized_state_dict, quantize_int8
 from metaeol_integrations.core.templates import TemplateSet, TemplateSpec, effective_layer
 from metaeol_integrations.core.contrastive import ContrastivePrompting, output_projection
 from metaeol_integrations.core.token_prepending import (
@@ -30,7 +31,7 @@ from metaeol_integrations.core.token_prepending import (
     placeholder_positions,
 )
 from metaeol_integrations.core.tokenization import PromptTokenizer, pad_batch
-from metaeol_integrations.errors import WeightsModeError
+from metaeol_integrations.errors import QuantizationError, WeightsModeError
 
 logger = logging.getLogger(__name__)
 
@@ -75,11 +76,13 @@ class MetaEOL(InputModule):
             decoder layers 1..6, the published LLaMA2-7B range) or ``(start, exit)`` (0-based, exit exclusive).
         contrastive: Contrastive Prompting (``core/contrastive.py``): ``True`` (layer 4, NS, alpha 2) or a mapping
             ``{"layer": 0-based decoder layer, "mode": "ns" | "nr", "alpha": float}``.
+        quantize: ``"int8"`` computes the decoder's Linear layers in int8 on the CPU (``core/quantization.py``;
+            faster, slightly different vectors; float32 weights only). None (default): exact float32.
     """
 
     config_keys = [
         "templates", "task_templates", "layer", "max_seq_length", "base_model", "base_model_revision", "weights",
-        "prefix_cache", "max_tokens_per_forward", "token_prepending", "contrastive",
+        "prefix_cache", "max_tokens_per_forward", "token_prepending", "contrastive", "quantize",
     ]
     config_file_name = "metaeol_config.json"
     save_in_root = True
@@ -105,6 +108,7 @@ class MetaEOL(InputModule):
         weights: str | None = None,
         token_prepending: bool | Sequence[int] | None = None,
         contrastive: bool | Mapping[str, Any] | None = None,
+        quantize: str | None = None,
     ) -> None:
         super().__init__()
         self.auto_model, self.tokenizer = load_backbone(
@@ -121,6 +125,8 @@ class MetaEOL(InputModule):
         self._pass_position_ids = accepts_position_ids(self.auto_model)
         self._cache_argument = cache_argument_name(self.auto_model)
         self._prefix_store = PrefixKVStore()
+        self._quantize = None
+        self.quantize = quantize
         self.prefix_cache = bool(prefix_cache)
         self.max_tokens_per_forward = int(max_tokens_per_forward)
         self.layer = layer
@@ -154,6 +160,25 @@ class MetaEOL(InputModule):
         self._token_prepending = token_prepending
 
     # -- configuration -------------------------------------------------------------------------------------------
+
+    @property
+    def quantize(self) -> str | None:
+        """``"int8"`` when the decoder's Linear layers compute in int8 (``core/quantization.py``), else None."""
+        return self._quantize
+
+    @quantize.setter
+    def quantize(self, value: str | None) -> None:
+        check_quantize_mode(value)
+        if value == self._quantize:
+            return
+        if self._quantize is not None:
+            raise QuantizationError(
+                "This model's weights are already int8; they cannot be made float32 again in place. Fix: load the "
+                "model again without quantize."
+            )
+        quantize_int8(self.auto_model)
+        self._prefix_store.clear()  # prefix keys/values computed in float32 would not match the int8 model
+        self._quantize = value
 
     @property
     def layer(self) -> int | list[int] | None:
@@ -407,7 +432,10 @@ class MetaEOL(InputModule):
         """Write ``metaeol_config.json`` into ``output_path``, and with ``weights="copy"`` also the LLM
         (safetensors) and its tokenizer; a ``"reference"`` folder names the base model's hub id instead."""
         if self.weights == "copy":
-            self.auto_model.save_pretrained(output_path, safe_serialization=safe_serialization)
+            # An int8 model is written as the float32 weights it computes with; loading quantizes them again to
+            # the same int8 values (its config records quantize="int8").
+            state_dict = dequantized_state_dict(self.auto_model) if self.quantize else None
+            self.auto_model.save_pretrained(output_path, state_dict=state_dict, safe_serialization=safe_serialization)
             self.tokenizer.save_pretrained(output_path)
         self.save_config(output_path)
         self._declare_requirement(output_path)

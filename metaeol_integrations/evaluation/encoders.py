@@ -63,7 +63,8 @@ class MetaEOLEncoder(Encoder):
     def identity(self) -> dict[str, Any]:
         # Keys appear only when a method is on, so the cache of plain MetaEOL runs keeps its key.
         methods = {key: value for key, value in (("token_prepending", self.module.token_prepending),
-                                                 ("contrastive", self.module.contrastive)) if value}
+                                                 ("contrastive", self.module.contrastive),
+                                                 ("quantize", self.module.quantize)) if value}
         return {
             **methods,
             "kind": "metaeol",
@@ -143,6 +144,7 @@ def build_encoder(
     batch_size: int = 16,
     token_prepending: bool | list[int] | None = None,
     contrastive: bool | dict | None = None,
+    quantize: str | None = None,
 ) -> Encoder:
     """An encoder for a preset, MetaEOL folder, LLM folder or ``.gguf`` file, a reference encoder name, or any
     SentenceTransformer folder. ``pooling="mean"`` builds the mean-pooling baseline over the same base LLM."""
@@ -165,7 +167,7 @@ def build_encoder(
     model_kwargs = {"dtype": dtype} if dtype else None
     metaeol = load(model, templates=templates, layer=layer, max_seq_length=max_seq_length,
                    model_kwargs=model_kwargs, device=device, token_prepending=token_prepending,
-                   contrastive=contrastive)
+                   contrastive=contrastive, quantize=quantize)
     if pooling == "mean":
         module: MetaEOL = metaeol[0]
         base_folder = module.auto_model.name_or_path

@@ -108,6 +108,25 @@ def method_candidates(knob: str, *, start: int = 1, exits: Sequence[int] = (), l
     raise ValueError(f"Unknown knob {knob!r}: tp or cp.")
 
 
+RECIPE_KEYS = ("templates", "layer", "token_prepending", "contrastive")
+
+
+def recipe_candidates(recipes: Sequence[dict]) -> list[dict]:
+    """Check whole-recipe candidates (keys among ``RECIPE_KEYS`` plus an optional ``label``) and fill the keys a
+    recipe leaves out with their defaults (MetaEOL templates, the set's own layer, methods off), so every candidate
+    is scored as written and not with the previous candidate's leftovers."""
+    candidates = []
+    for recipe in recipes:
+        if not isinstance(recipe, dict):
+            raise ValueError(f"A recipe is a JSON object such as {{\"templates\": \"ck\"}}, not {recipe!r}.")
+        unknown = sorted(set(recipe) - set(RECIPE_KEYS) - {"label"})
+        if unknown:
+            raise ValueError(f"Unknown recipe key(s) {unknown}: use {', '.join(RECIPE_KEYS)} (and label).")
+        candidates.append({"templates": "metaeol", "layer": None, "token_prepending": None, "contrastive": None,
+                           **recipe})
+    return candidates
+
+
 def tune_method(evaluator_for: Callable[[dict], Evaluator], candidates: Sequence[dict]) -> tuple[int, Sweep]:
     """Score each candidate setting on STS-B dev only (``evaluator_for(setting)`` gives an evaluator whose model uses
     it; each setting has its own embedding cache) and return the best candidate's index and the sweep."""

@@ -20,6 +20,7 @@ import transformers
 
 from metaeol_integrations.core.contrastive import ContrastivePrompting
 from metaeol_integrations.core.module import MetaEOL, check_weights_mode
+from metaeol_integrations.core.quantization import check_quantize_mode
 from metaeol_integrations.core.token_prepending import TokenPrepending
 from metaeol_integrations.core.templates import TemplateSet, TemplateSpec, effective_layer
 from metaeol_integrations.sharing.model_card import CardFacts, render_model_card
@@ -45,6 +46,7 @@ def write_reference_folder(
     max_tokens_per_forward: int | None = None,
     token_prepending: bool | Sequence[int] | None = None,
     contrastive: bool | Mapping | None = None,
+    quantize: str | None = None,
     similarity_fn_name: str = "cosine",
     measured: str | None = None,
     card_base_model: str | None = None,
@@ -54,6 +56,7 @@ def write_reference_folder(
     The layer is checked against the base model only when the folder is loaded (its depth is not known offline).
     """
     check_weights_mode("reference", base_model)
+    check_quantize_mode(quantize)
     template_set = TemplateSet.coerce(templates)
     task_sets = {task: TemplateSet.coerce(spec) for task, spec in (task_templates or {}).items()}
     if not (layer is None or isinstance(layer, int)
@@ -77,6 +80,7 @@ def write_reference_folder(
         # Validated and written as the module writes them (None when off).
         "token_prepending": None if (tp := TokenPrepending.coerce(token_prepending)) is None else tp.to_config(),
         "contrastive": None if (cp := ContrastivePrompting.coerce(contrastive)) is None else cp.to_config(),
+        "quantize": quantize,
     }
 
     folder = Path(output_dir)

@@ -221,3 +221,42 @@ def test_tune_method_scores_every_candidate_on_dev_against_separate_models(tiny_
     assert main(["tune", "cp", "--layers", "0,1", "--alphas", "1,2", *common], out=io.StringIO()) == 0
     assert len(json.loads((tmp_path / "tiny-tune-cp.json").read_text())["scores"]) == 4
     assert main(["tune", "cp", *common]) == 2
+
+
+def test_tune_recipe_scores_whole_recipes_as_separately_built_models(tiny_model_dir, fake_senteval, tmp_path, capsys):
+    """`metaeol tune recipe`: each recipe is scored as a model loaded with exactly that recipe, so no knob of one
+    candidate leaks into the next (the TP/CP candidate precedes a plain one on purpose)."""
+    import io
+
+    from metaeol_integrations.evaluation.sweeps import TUNING_TASK
+
+    recipes = [
+        {"label": "ck + tp + cp", "templates": "ck", "token_prepending": [1, 3],
+         "contrastive": {"layer": 1, "mode": "ns", "alpha": 2.0}},
+        {"templates": "prompteol"},
+        {"templates": "metaeol+ke", "layer": 2},
+    ]
+    path = tmp_path / "recipes.json"
+    path.write_text(json.dumps(recipes))
+    common = ["--model", str(tiny_model_dir), "--data-dir", str(fake_senteval), "--limit", "0", "--bootstrap", "0",
+              "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path), "--label", "tiny"]
+    out = io.StringIO()
+    assert main(["tune", "recipe", "--candidates", str(path), *common], out=out) == 0
+    record = json.loads((tmp_path / "tiny-tune-recipe.json").read_text())
+    assert "ck + tp + cp:" in out.getvalue()
+    config = EvalConfig(data_dir=fake_senteval, sts_limit=0, cache_dir=tmp_path / "other", bootstrap_resamples=0,
+                        show_progress=False)
+    for recipe, score in zip(recipes, record["scores"]):
+        settings = {key: value for key, value in recipe.items() if key != "label"}
+        model = metaeol_integrations.load(str(tiny_model_dir), **settings)
+        expected = Evaluator(MetaEOLEncoder(model, "tiny"), config).sts_scores(TUNING_TASK, [View()])[0]
+        assert score == pytest.approx(expected, abs=1e-6)
+    assert record["best"] == record["candidates"][int(np.nanargmax(record["scores"]))]
+
+    capsys.readouterr()
+    assert main(["tune", "recipe", *common]) == 2
+    assert "--candidates" in capsys.readouterr().err
+    path.write_text(json.dumps([{"templates": "ck", "alpha": 2}]))
+    assert main(["tune", "recipe", "--candidates", str(path), *common]) == 2
+    err = capsys.readouterr().err
+    assert "'alpha'" in err and err.count("\n") == 1
