@@ -129,3 +129,60 @@ def test_length_buckets_cover_every_row_once_within_budget():
         assert len(chunk) == 1 or len(chunk) * longest <= 90
         assert all(int(lengths[i]) >= 0.75 * longest for i in chunk)
     assert [lengths[c].tolist() for c in chunks][:2] == [[100], [40, 39]]
+
+
+def test_rows_of_different_templates_share_a_call_with_left_padded_prefixes(tiny_model_dir):
+    """Templates whose prefixes differ in length run in one call (each row against its own prefix, padded on the
+    left and masked); every row equals its template run alone and uncached."""
+    templates = {"short": ['"{sentence}" means in one word:"'],
+                 "long": ['After reading this long introduction about many things, the text "{sentence}" means in '
+                          'one word:"', 'Here "{sentence}" in one word:"']}
+    cached = metaeol_integrations.load(str(tiny_model_dir), templates=templates)
+    padded_prefix_calls = []
+
+    def record(_module, _args, kwargs):
+        cache = kwargs.get("past_key_values", kwargs.get("cache"))
+        if cache is not None and cache.get_seq_length() > 0:  # a call after prefixes (not one building a prefix)
+            prefix_mask = kwargs["attention_mask"][:, : cache.get_seq_length()]
+            padded_prefix_calls.append(bool((prefix_mask == 0).any()))
+
+    handle = cached[0].auto_model.register_forward_pre_hook(record, with_kwargs=True)
+    try:
+        got = cached.encode(MIXED[:9], batch_size=9)
+    finally:
+        handle.remove()
+    assert any(padded_prefix_calls)  # rows with a shorter prefix shared a call with rows of a longer one
+    prompts = cached[0].preprocess(MIXED[:9])
+    assert len({len(p) for p in prompts["prefixes"]}) > 1  # the prefixes really differ in length
+    uncached = metaeol_integrations.load(str(tiny_model_dir), templates=templates, prefix_cache=False)
+    np.testing.assert_allclose(got, uncached.encode(MIXED[:9], batch_size=1), rtol=1e-5, atol=1e-5)
+    per_prompt = np.stack([row["prompt_embeddings"].numpy() for row in cached.encode(MIXED[:9], output_value=None)])
+    texts = [template.text for template in cached[0].template_set.templates]
+    for index, template in enumerate(texts):
+        alone = metaeol_integrations.load(str(tiny_model_dir), templates=[template], prefix_cache=False)
+        np.testing.assert_allclose(per_prompt[:, index], alone.encode(MIXED[:9]), rtol=1e-5, atol=1e-5)
+
+
+def test_prefix_batch_pads_each_prefix_on_the_left():
+    from transformers import DynamicCache
+
+    from metaeol_integrations.core.prefix_cache import PrefixBatch
+
+    def cache_of(length: int, fill: float) -> DynamicCache:
+        cache = DynamicCache()
+        cache.update(torch.full((1, 2, length, 3), fill), torch.full((1, 2, length, 3), -fill), 0)
+        return cache
+
+    batch = PrefixBatch([cache_of(2, 1.0), cache_of(4, 2.0)], torch.tensor([1, 0, 0]))
+    assert batch.lengths().flatten().tolist() == [4, 2, 2]
+    assert batch.mask().tolist() == [[1, 1, 1, 1], [0, 0, 1, 1], [0, 0, 1, 1]]
+
+    class Model:
+        config = None
+
+    built = batch.cache_for_call(Model())
+    keys = built.layers[0].keys
+    assert keys.shape == (3, 2, 4, 3)
+    assert torch.equal(keys[0], torch.full((2, 4, 3), 2.0))
+    assert torch.equal(keys[1, :, :2], torch.zeros(2, 2, 3)) and torch.equal(keys[1, :, 2:], torch.ones(2, 2, 3))
+    assert torch.equal(built.layers[0].values[2, :, 2:], -torch.ones(2, 2, 3))
