@@ -8,6 +8,8 @@ Configurations, each in its own subprocess (so peak RSS is its own), in one invo
   (b) no-cache   this package, prefix cache off (length bucketing and early exit still on)
   (c) cache      this package, prefix cache on (the default)
   (d) prompteol  this package, the one-template PromptEOL baseline
+  (e) int8       this package, MetaEOL with quantize="int8" (not exact: compared with (c) for speed only)
+  (f) prompteol-int8  PromptEOL with quantize="int8" (speed against (d))
 
 Reported for each: sentences/s and its ratio to (a), peak RSS, max abs and relative difference of the vectors
 against (a), padded tokens computed per sentence against the floor (each prompt's tokens after its template's
@@ -35,12 +37,14 @@ from pathlib import Path
 
 import numpy as np
 
-CONFIGS = ("official", "no-cache", "cache", "prompteol")
+CONFIGS = ("official", "no-cache", "cache", "prompteol", "int8", "prompteol-int8")
 LABELS = {
     "official": "(a) official batcher",
     "no-cache": "(b) package, prefix cache off",
     "cache": "(c) package, prefix cache on",
     "prompteol": "(d) package, PromptEOL",
+    "int8": "(e) package, MetaEOL int8",
+    "prompteol-int8": "(f) package, PromptEOL int8",
 }
 REPO = Path(__file__).resolve().parents[1]
 
@@ -117,7 +121,8 @@ def run_official(sentences: list[str]) -> tuple[np.ndarray, float, int]:
 def run_package(sentences: list[str], config: str, batch_size: int) -> tuple[np.ndarray, float, int]:
     import metaeol_integrations
 
-    options = {"no-cache": {"prefix_cache": False}, "cache": {}, "prompteol": {"templates": "prompteol"}}[config]
+    options = {"no-cache": {"prefix_cache": False}, "cache": {}, "prompteol": {"templates": "prompteol"},
+               "int8": {"quantize": "int8"}, "prompteol-int8": {"templates": "prompteol", "quantize": "int8"}}[config]
     model = metaeol_integrations.load("metaeol-smollm2-135m", device="cpu", **options)
     model.encode(sentences[:2])  # warm-up (also fills the prefix cache once, as any real run would)
     counted = _count_tokens(model[0].auto_model)
@@ -192,13 +197,17 @@ def run_all(args: argparse.Namespace) -> dict:
         entry["tokens_per_sentence"] = entry["tokens_computed"] / len(sentences)
         entry["gflops"] = entry["tokens_computed"] * flops_per_token / entry["seconds"] / 1e9
         entry["fraction_of_matmul_rate"] = entry["gflops"] / matmul
-        if config != "prompteol":
+        if config in ("official", "no-cache", "cache"):
             difference = np.abs(vectors - reference)
             entry["max_abs_diff"] = float(difference.max())
             entry["max_rel_diff"] = float(
                 (np.linalg.norm(vectors - reference, axis=1) / np.linalg.norm(reference, axis=1)).max()
             )
     cache_ratio = results["cache"]["ratio_to_official"]
+    int8_speedup = {
+        "metaeol": results["int8"]["sentences_per_s"] / results["cache"]["sentences_per_s"],
+        "prompteol": results["prompteol-int8"]["sentences_per_s"] / results["prompteol"]["sentences_per_s"],
+    }
     token_floor_ratio = results["official"]["tokens_per_sentence"] / floor
     return {
         "date": time.strftime("%Y-%m-%d"),
@@ -211,6 +220,7 @@ def run_all(args: argparse.Namespace) -> dict:
         "floor_tokens_per_sentence": floor,
         "arithmetic_floor_speedup": token_floor_ratio,
         "achieved_fraction_of_floor_speedup": cache_ratio / token_floor_ratio,
+        "int8_speedup_vs_float32": int8_speedup,
         "results": {LABELS[c]: results[c] for c in CONFIGS},
     }
 
@@ -236,6 +246,9 @@ def markdown(report: dict) -> str:
         f"Floor: {report['floor_tokens_per_sentence']:.0f} tokens per sentence (sentence + template tails), so the "
         f"arithmetic bound on (c) vs (a) is {report['arithmetic_floor_speedup']:.2f}x; (c) reached "
         f"{report['achieved_fraction_of_floor_speedup']:.0%} of it.",
+        f"int8 against the float32 exact path in the same run: MetaEOL (e)/(c) "
+        f"{report['int8_speedup_vs_float32']['metaeol']:.2f}x, PromptEOL (f)/(d) "
+        f"{report['int8_speedup_vs_float32']['prompteol']:.2f}x.",
     ]
     return "\n".join(lines) + "\n"
 

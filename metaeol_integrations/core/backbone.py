@@ -20,11 +20,11 @@ from typing import Any
 
 import torch
 from torch import nn
-from transformers import AutoConfig, AutoModel, AutoTokenizer, PretrainedConfig, PreTrainedModel
+from transformers import AutoConfig, AutoModel, AutoTokenizer, DynamicCache, PretrainedConfig, PreTrainedModel
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING, MODEL_FOR_MASKED_LM_MAPPING
 
 from metaeol_integrations.core.gguf import dequantized_folder
-from metaeol_integrations.core.prefix_cache import PrefixBatch
+from metaeol_integrations.core.prefix_cache import expand_for_batch
 from metaeol_integrations.errors import (
     LayerError,
     ModelNotAvailableError,
@@ -222,21 +222,21 @@ def _first_input(args: tuple, kwargs: dict | None) -> torch.Tensor:
 
 def _forward_inputs(
     model: PreTrainedModel, input_ids: torch.Tensor, attention_mask: torch.Tensor, pass_position_ids: bool,
-    prefix: PrefixBatch | None = None, cache_argument: str | None = None,
+    prefix_cache: DynamicCache | None = None, cache_argument: str | None = None,
     inputs_embeds: torch.Tensor | None = None,
 ) -> dict[str, Any]:
     """Keyword arguments of one forward call: ids (or ``inputs_embeds``), mask and positions over real tokens, and
-    each row's prefix keys and values when there is a ``prefix``."""
+    the prefix's keys and values when there is a ``prefix_cache``."""
     inputs: dict[str, Any] = {"input_ids": input_ids, "attention_mask": attention_mask, "use_cache": False}
     if inputs_embeds is not None:
         inputs["inputs_embeds"] = inputs_embeds
         del inputs["input_ids"]
-    if prefix is not None:
-        prefix_mask = prefix.mask().to(attention_mask.dtype)
+    if prefix_cache is not None:
+        offset = prefix_cache.get_seq_length()
+        prefix_mask = attention_mask.new_ones(input_ids.shape[0], offset)
         inputs["attention_mask"] = torch.cat([prefix_mask, attention_mask], dim=1)
-        # Each row continues after its own prefix, wherever the padding put it.
-        inputs["position_ids"] = prefix.lengths() + position_ids_from_mask(attention_mask)
-        inputs[cache_argument] = prefix.cache_for_call(model)
+        inputs["position_ids"] = offset + position_ids_from_mask(attention_mask)
+        inputs[cache_argument] = expand_for_batch(model, prefix_cache, input_ids.shape[0])
         inputs["use_cache"] = True
     elif pass_position_ids:
         inputs["position_ids"] = position_ids_from_mask(attention_mask)
@@ -276,7 +276,7 @@ def last_token_states(
     layers: tuple[int, ...],
     num_layers: int,
     pass_position_ids: bool = True,
-    prefix: PrefixBatch | None = None,
+    prefix_cache: DynamicCache | None = None,
     cache_argument: str | None = None,
     average_layers: bool = True,
     inputs_embeds: torch.Tensor | None = None,
@@ -291,12 +291,12 @@ def last_token_states(
     With ``average_layers=False`` the states are stacked instead: shape ``(len(layers), rows, hidden)``.
 
     ``pass_position_ids`` (see :func:`accepts_position_ids`) sends positions counted over real tokens. With a
-    ``prefix`` (see :mod:`metaeol_integrations.core.prefix_cache`), ``input_ids`` are what follows each row's cached
-    prefix, and run against its keys and values through the ``cache_argument`` of the forward.
+    ``prefix_cache`` (see :mod:`metaeol_integrations.core.prefix_cache`), ``input_ids`` are what follows that
+    prefix in every row, and run against its keys and values through the ``cache_argument`` of the forward.
     """
     rows = torch.arange(input_ids.shape[0], device=input_ids.device)
     last = last_token_index(attention_mask)
-    inputs = _forward_inputs(model, input_ids, attention_mask, pass_position_ids, prefix, cache_argument,
+    inputs = _forward_inputs(model, input_ids, attention_mask, pass_position_ids, prefix_cache, cache_argument,
                              inputs_embeds)
 
     captured: dict[int, torch.Tensor] = {}

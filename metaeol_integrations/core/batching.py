@@ -1,5 +1,4 @@
-"""Split a batch of prompt rows into forward calls: rows with a cached prefix (of any template) together, rows
-without one apart; each group length-sorted and token-capped."""
+"""Split a batch of prompt rows into forward calls: one group per cached prefix, length-sorted, token-capped."""
 
 from __future__ import annotations
 
@@ -34,8 +33,6 @@ def length_buckets(lengths: torch.Tensor, max_tokens: int, min_fill: float = MIN
     return chunks
 
 
-def cached_and_uncached(prefix_index: torch.Tensor) -> list[tuple[bool, torch.Tensor]]:
-    """``(has a cached prefix, row indices)`` for the rows that run after a cached prefix (``prefix_index >= 0``,
-    whichever template's) and for those that run whole (-1); empty groups are left out."""
-    groups = [(True, (prefix_index >= 0).nonzero().flatten()), (False, (prefix_index < 0).nonzero().flatten())]
-    return [(cached, rows) for cached, rows in groups if rows.numel()]
+def group_rows(prefix_index: torch.Tensor) -> list[tuple[int, torch.Tensor]]:
+    """``(prefix index, row indices)`` for each distinct prefix (-1: rows run without a cached prefix)."""
+    return [(int(value), (prefix_index == value).nonzero().flatten()) for value in torch.unique(prefix_index)]

@@ -20,8 +20,8 @@ from metaeol_integrations.core.backbone import (
     load_backbone,
     resolve_layers,
 )
-from metaeol_integrations.core.batching import cached_and_uncached, length_buckets
-from metaeol_integrations.core.prefix_cache import PrefixBatch, PrefixKVStore, cache_argument_name
+from metaeol_integrations.core.batching import group_rows, length_buckets
+from metaeol_integrations.core.prefix_cache import PrefixKVStore, cache_argument_name
 from metaeol_integrations.core.quantization import check_quantize_mode, dequantized_state_dict, quantize_int8
 from metaeol_integrations.core.templates import TemplateSet, TemplateSpec, effective_layer
 from metaeol_integrations.core.contrastive import ContrastivePrompting, output_projection
@@ -341,8 +341,11 @@ class MetaEOL(InputModule):
         )
         with torch.no_grad():
             auxiliary = self._auxiliary_vectors(features)
-            for cached, group in cached_and_uncached(features["prefix_index"]):
-                # Rows of all templates share calls: bigger calls with less padding than one template's rows alone.
+            for prefix_index, group in group_rows(features["prefix_index"]):
+                prefix_cache = None
+                if prefix_index >= 0:
+                    prefix = tuple(features["prefixes"][prefix_index])
+                    prefix_cache = self._prefix_store.get(self.auto_model, prefix, self._cache_argument)
                 for chunk in length_buckets(lengths[group], self.max_tokens_per_forward):
                     rows = group[chunk]
                     width = int(lengths[rows].max())
@@ -354,7 +357,7 @@ class MetaEOL(InputModule):
                         read_layers,
                         self.num_layers,
                         self._pass_position_ids,
-                        prefix=self._prefix_batch(features, rows) if cached else None,
+                        prefix_cache=prefix_cache,
                         cache_argument=self._cache_argument,
                         average_layers=False,
                         **self._method_inputs(chunk_ids, rows, num_prompts, auxiliary),
@@ -380,13 +383,6 @@ class MetaEOL(InputModule):
             per_prompt.mean(dim=1) if weights is None else (per_prompt * weights.view(1, -1, 1)).sum(dim=1)
         )
         return features
-
-    def _prefix_batch(self, features: dict[str, Any], rows: torch.Tensor) -> PrefixBatch:
-        """The cached prefixes of ``rows`` (each row's own template's), for one forward call."""
-        used, row_prefix = torch.unique(features["prefix_index"][rows], return_inverse=True)
-        caches = [self._prefix_store.get(self.auto_model, tuple(features["prefixes"][index]), self._cache_argument)
-                  for index in used.tolist()]
-        return PrefixBatch(caches, row_prefix.to(rows.device))
 
     def _auxiliary_vectors(self, features: dict[str, Any]) -> torch.Tensor | None:
         """Contrastive Prompting's ``v_aux`` per text: one auxiliary pass for all templates, stopped at the layer."""

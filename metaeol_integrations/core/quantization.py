@@ -43,11 +43,14 @@ class Int8Linear(nn.Module):
                 "drop quantize='int8' on a GPU (use dtype=torch.bfloat16 there)."
             )
         rows = x.reshape(-1, self.in_features).float()
-        row_scale = rows.abs().amax(dim=1, keepdim=True).clamp(min=torch.finfo(torch.float32).tiny) / _QMAX
-        quantized = torch.round(rows / row_scale).to(torch.int8)
-        out = torch._int_mm(quantized, self.weight_int8_t).float() * row_scale * self.weight_scale
+        # In-place steps wherever possible: on a CPU the elementwise passes over large activations (and the
+        # allocations behind them) cost as much as the int8 product itself.
+        row_scale = rows.abs().amax(dim=1, keepdim=True).clamp_(min=torch.finfo(torch.float32).tiny).div_(_QMAX)
+        quantized = torch.div(rows, row_scale).round_().to(torch.int8)
+        out = torch._int_mm(quantized, self.weight_int8_t).float()
+        out.mul_(row_scale).mul_(self.weight_scale)
         if self.bias is not None:
-            out = out + self.bias
+            out.add_(self.bias)
         return out.reshape(*x.shape[:-1], self.out_features).to(x.dtype)
 
     def dequantized_weight(self) -> torch.Tensor:

@@ -123,23 +123,27 @@ PAPER_STS = {
 PAPER_TRANSFER = {"LLaMA2-7B PromptEOL (paper)": [90.63, 92.87, 96.32, 91.19, 95.00, 95.40, 75.19]}
 
 
-def paired_comparisons(result_files: Sequence[str | os.PathLike], resamples: int = 1000, seed: int = 0) -> list:
+def paired_comparisons(result_files: Sequence[str | os.PathLike], resamples: int = 1000, seed: int = 0,
+                       baseline: str | os.PathLike | None = None) -> list:
     """Every pair of runs that scored the same STS pairs (same tasks, same sampled indices), compared with the
-    paired bootstrap; runs of different samples are never paired. Order: the files' order within each group."""
+    paired bootstrap; runs of different samples are never paired. Order: the files' order within each group.
+    With ``baseline`` (one of the files), only each other run against it (other run as A, baseline as B)."""
     from itertools import combinations
 
     from metaeol_integrations.evaluation.paired import paired_bootstrap, read_run_predictions
 
-    groups: dict[tuple, list[tuple[str, list]]] = {}
+    groups: dict[tuple, list[tuple[str, list, bool]]] = {}
     for path in result_files:
         label, predictions = read_run_predictions(path)
         if predictions:
             key = tuple((p.task, p.indices.tobytes()) for p in predictions)
-            groups.setdefault(key, []).append((label, predictions))
-    return [
-        paired_bootstrap(a, b, label_a, label_b, resamples=resamples, seed=seed)
-        for runs in groups.values() for (label_a, a), (label_b, b) in combinations(runs, 2)
-    ]
+            is_baseline = baseline is not None and Path(path).resolve() == Path(baseline).resolve()
+            groups.setdefault(key, []).append((label, predictions, is_baseline))
+    if baseline is None:
+        pairs = [(a, b) for runs in groups.values() for a, b in combinations(runs, 2)]
+    else:
+        pairs = [(run, base) for runs in groups.values() for base in runs if base[2] for run in runs if not run[2]]
+    return [paired_bootstrap(a[1], b[1], a[0], b[0], resamples=resamples, seed=seed) for a, b in pairs]
 
 
 def paired_summary_table(comparisons: Sequence) -> str:

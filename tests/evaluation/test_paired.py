@@ -138,3 +138,17 @@ def test_cli_compare_refuses_missing_and_old_files(tmp_path, capsys):
         {"task": "STS12", "kind": "sts", "score": 50.0, "n": 10, "n_total": 10}]}))
     assert main(["eval", "compare", str(old), str(old)]) == 2
     assert "no per-pair predictions" in capsys.readouterr().err
+
+
+def test_comparisons_against_a_baseline_pair_each_run_with_it_only(tiny_model_dir, fake_senteval, tmp_path):
+    from metaeol_integrations.evaluation.report import paired_comparisons
+
+    for options in (["--label", "base"], ["--layer", "1", "--label", "one"], ["--layer", "2", "--label", "two"],
+                    ["--sts-limit", "8", "--label", "other-sample"]):
+        _eval(["--sts-limit", "10", *options], tiny_model_dir, fake_senteval, tmp_path)
+    files = [tmp_path / "out" / f"{name}-sts.json" for name in ("one", "base", "two", "other-sample")]
+    comparisons = paired_comparisons(files, resamples=50, baseline=files[1])
+    assert [(c.label_a, c.label_b) for c in comparisons] == [("one", "base"), ("two", "base")]
+    direct = compare_runs(files[2], files[1], resamples=50)
+    assert comparisons[1].average.difference == pytest.approx(direct.average.difference)
+    assert len(paired_comparisons(files, resamples=50)) == 3  # all pairs of the three runs on the same sample

@@ -1,0 +1,227 @@
+"""Quality against cost for every configuration the package offers on SmolLM2-135M, with the Pareto front marked.
+
+Quality: the 7-task English STS average of each configuration's `metaeol eval` run in docs/results (the same 500
+seeded pairs per task for every row; a configuration without a run is listed with its speed only). Cost:
+sentences/s of every configuration measured side by side in this run, in one process, on the same seeded STS-B
+test sentences (best of --rounds rounds, each in a fresh shuffled order; every configuration warmed up first so
+its prefix caches exist, as in any long run). Token Prepending and Contrastive Prompting use the settings chosen on
+STS-B dev (docs/results/*-tune-*.json).
+
+Run:  .venv/bin/python benchmarks/frontier.py [--sentences 64] [--rounds 2] [--threads 2]
+Writes benchmarks/results/frontier.json, frontier.md and frontier.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import random
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from throughput import sample_sts_b_sentences  # noqa: E402  (the same seeded STS-B sentence sample)
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "docs" / "results"
+STS = ("STS12", "STS13", "STS14", "STS15", "STS16", "STSBenchmark", "SICKRelatedness")
+
+
+@dataclass(frozen=True)
+class Configuration:
+    """One point: how to build it (``model``: which instance, ``settings``: module settings) and its STS run."""
+
+    label: str
+    run: str  # file stem in docs/results (without -all.json / -sts.json)
+    model: str = "float32"  # "float32", "int8" or "mean-pooling"
+    settings: dict = field(default_factory=dict)
+
+
+def tuned_methods(results: Path) -> tuple[list[int], dict]:
+    """Token Prepending and Contrastive Prompting settings chosen on STS-B dev for SmolLM2."""
+    tp = json.loads((results / "smollm2-135m-PromptEOL-tune-tp.json").read_text())["best"]["token_prepending"]
+    cp = json.loads((results / "smollm2-135m-PromptEOL-CP-alphas-tune-cp.json").read_text())["best"]["contrastive"]
+    return tp, cp
+
+
+def configurations(results: Path) -> list[Configuration]:
+    from metaeol_integrations.presets import PRESETS
+
+    tp, cp = tuned_methods(results)
+    tp_label, cp_label = "TP {},{}".format(*tp), "CP {},{},{:g}".format(cp["layer"], cp["mode"], cp["alpha"])
+    points = [
+        Configuration("mean pooling", "smollm2-135m-mean-pooling", "mean-pooling"),
+        Configuration("PromptEOL", "smollm2-135m-PromptEOL-last-layer", settings={"templates": "prompteol"}),
+        Configuration("MetaEOL", "smollm2-135m-MetaEOL-last-layer", settings={"templates": "metaeol"}),
+        Configuration("MetaEOL, layer 28 (tuned on dev)", "smollm2-135m-MetaEOL-tuned-layer-28",
+                      settings={"templates": "metaeol", "layer": 28}),
+        Configuration("PCoT", "smollm2-135m-PCoT", settings={"templates": "pcot"}),
+        Configuration("KE", "smollm2-135m-KE", settings={"templates": "ke"}),
+        Configuration("CK", "smollm2-135m-CK", settings={"templates": "ck"}),
+        Configuration(f"PromptEOL + {tp_label}", "smollm2-135m-PromptEOL-TP",
+                      settings={"templates": "prompteol", "token_prepending": tp}),
+        Configuration(f"KE + {cp_label}", "smollm2-135m-KE-CP", settings={"templates": "ke", "contrastive": cp}),
+        Configuration(f"CK + {cp_label}", "smollm2-135m-CK-CP", settings={"templates": "ck", "contrastive": cp}),
+        Configuration(f"MetaEOL + {tp_label}", "smollm2-135m-MetaEOL-TP",
+                      settings={"templates": "metaeol", "token_prepending": tp}),
+        Configuration(f"MetaEOL + {cp_label}", "smollm2-135m-MetaEOL-CP",
+                      settings={"templates": "metaeol", "contrastive": cp}),
+        Configuration(f"MetaEOL + {tp_label} + {cp_label}", "smollm2-135m-MetaEOL-TP-CP",
+                      settings={"templates": "metaeol", "token_prepending": tp, "contrastive": cp}),
+        Configuration("PromptEOL int8", "smollm2-135m-PromptEOL-int8", "int8", {"templates": "prompteol"}),
+        Configuration("MetaEOL int8", "smollm2-135m-MetaEOL-int8", "int8", {"templates": "metaeol"}),
+    ]
+    if "metaeol-plus-smollm2-135m" in PRESETS:
+        points.append(Configuration("metaeol-plus-smollm2-135m (preset)", "smollm2-135m-metaeol-plus",
+                                    settings=PRESETS["metaeol-plus-smollm2-135m"].settings()))
+    return points
+
+
+def sts_average(results: Path, run: str) -> float | None:
+    """The 7-task STS average of a run, or None when it has not been run (or lacks a task)."""
+    for suffix in ("-all.json", "-sts.json"):
+        path = results / f"{run}{suffix}"
+        if path.is_file():
+            scores = {r["task"]: r["score"] for r in json.loads(path.read_text())["results"] if r["kind"] == "sts"}
+            if all(task in scores for task in STS):
+                return sum(scores[task] for task in STS) / len(STS)
+    return None
+
+
+def apply(module, settings: dict) -> None:
+    module.template_set = settings.get("templates", "metaeol")
+    module.layer = settings.get("layer")
+    module.token_prepending = settings.get("token_prepending")
+    module.contrastive = settings.get("contrastive")
+
+
+def measure(points: list[Configuration], sentences: list[str], rounds: int, batch_size: int, seed: int) -> dict:
+    """Best-of-rounds seconds for every configuration, all in this process."""
+    import metaeol_integrations
+    from metaeol_integrations.evaluation.encoders import mean_pooling_model
+
+    models = {"float32": metaeol_integrations.load("metaeol-smollm2-135m", device="cpu"),
+              "int8": metaeol_integrations.load("metaeol-smollm2-135m", device="cpu", quantize="int8")}
+    models["mean-pooling"] = mean_pooling_model(models["float32"][0].auto_model.name_or_path, device="cpu")
+
+    def run(point: Configuration, texts: list[str]) -> None:
+        model = models[point.model]
+        if point.model != "mean-pooling":
+            apply(model[0], point.settings)
+        model.encode(texts, batch_size=batch_size)
+
+    for point in points:  # warm-up: each configuration's prefix caches, as in any long run
+        run(point, sentences[:2])
+    seconds: dict[str, list[float]] = {point.label: [] for point in points}
+    order = list(points)
+    for round_ in range(rounds):
+        random.Random(seed + round_).shuffle(order)
+        for point in order:
+            began = time.perf_counter()
+            run(point, sentences)
+            seconds[point.label].append(time.perf_counter() - began)
+            print(f"round {round_ + 1}: {point.label}: {seconds[point.label][-1]:.1f} s", file=sys.stderr, flush=True)
+    return seconds
+
+
+def pareto(rows: list[dict]) -> None:
+    """Mark rows that no other row beats on both quality and speed (rows without a quality are never marked)."""
+    scored = [row for row in rows if row["sts_average"] is not None]
+    for row in rows:
+        row["pareto"] = row in scored and not any(
+            other["sts_average"] >= row["sts_average"] and other["sentences_per_s"] >= row["sentences_per_s"]
+            and (other["sts_average"] > row["sts_average"] or other["sentences_per_s"] > row["sentences_per_s"])
+            for other in scored
+        )
+
+
+def plot(rows: list[dict], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    scored = [row for row in rows if row["sts_average"] is not None]
+    figure, axes = plt.subplots(figsize=(9, 6))
+    for row in scored:
+        marker, colour = ("o", "tab:red") if row["pareto"] else ("o", "tab:gray")
+        axes.scatter(row["sentences_per_s"], row["sts_average"], marker=marker, color=colour, zorder=3)
+        axes.annotate(row["label"], (row["sentences_per_s"], row["sts_average"]), fontsize=7,
+                      xytext=(4, 3), textcoords="offset points")
+    front = sorted((row for row in scored if row["pareto"]), key=lambda row: row["sentences_per_s"])
+    axes.plot([r["sentences_per_s"] for r in front], [r["sts_average"] for r in front], color="tab:red", lw=1)
+    axes.set_xscale("log")
+    axes.set_xlabel("sentences/s (log scale, measured side by side)")
+    axes.set_ylabel("English STS 7-task average (Spearman x100, 500 pairs/task)")
+    axes.set_title(title, fontsize=9)
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=130)
+    plt.close(figure)
+
+
+def markdown(result: dict) -> str:
+    lines = [
+        f"# Quality against cost: {result['model']}",
+        "",
+        f"Speed: {result['sentences']} seeded STS-B test sentences (seed {result['seed']}), {result['threads']} "
+        f"threads, batch size {result['batch_size']}, best of {result['rounds']} rounds in shuffled order, one "
+        f"process, {result['date']}. Quality: English STS 7-task average of each configuration's run in "
+        "docs/results (500 seeded pairs per task, the same pairs for every row; paired intervals in "
+        "docs/results.md). **Bold**: Pareto-optimal (no other configuration is both at least as fast and at least as "
+        "good).",
+        "",
+        "| configuration | STS avg | sentences/s | speed vs MetaEOL | Pareto |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for row in sorted(result["configurations"], key=lambda r: -r["sentences_per_s"]):
+        quality = "not run" if row["sts_average"] is None else f"{row['sts_average']:.2f}"
+        label = f"**{row['label']}**" if row["pareto"] else row["label"]
+        lines.append(f"| {label} | {quality} | {row['sentences_per_s']:.2f} | {row['speed_vs_metaeol']:.2f}x | "
+                     f"{'yes' if row['pareto'] else ''} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", default=str(REPO.parent / "shared" / "data" / "senteval"))
+    parser.add_argument("--results", default=str(RESULTS), help="folder of the `metaeol eval` runs")
+    parser.add_argument("--sentences", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
+    args = parser.parse_args()
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    results = Path(args.results)
+    points = configurations(results)
+    sentences = sample_sts_b_sentences(Path(args.data_dir), args.sentences, args.seed)
+    seconds = measure(points, sentences, args.rounds, args.batch_size, args.seed)
+    base = len(sentences) / min(seconds["MetaEOL"])
+    rows = []
+    for point in points:
+        rate = len(sentences) / min(seconds[point.label])
+        rows.append({"label": point.label, "run": point.run, "model": point.model, "settings": point.settings,
+                     "sts_average": sts_average(results, point.run), "seconds": seconds[point.label],
+                     "sentences_per_s": rate, "speed_vs_metaeol": rate / base})
+    pareto(rows)
+    result = {"model": "SmolLM2-135M (metaeol-smollm2-135m), CPU", "date": time.strftime("%Y-%m-%d"),
+              "machine": platform.platform(), "sentences": len(sentences), "seed": args.seed,
+              "rounds": args.rounds, "threads": args.threads, "batch_size": args.batch_size, "configurations": rows}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "frontier.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
+    (out / "frontier.md").write_text(markdown(result), encoding="utf-8")
+    plot(rows, out / "frontier.png", f"{result['model']}: STS average against speed ({result['date']})")
+    print(markdown(result))
+
+
+if __name__ == "__main__":
+    main()
