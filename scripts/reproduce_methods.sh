@@ -48,7 +48,6 @@ for which in "${@:-smollm2 gemma3}"; do
 
     # 2. Test rows on the same seeded pairs as the MetaEOL rows: the one-or-two-prompt rows first (minutes each),
     # 3. then the whole recipes on STS-B dev for the metaeol-plus preset (scripts/recipe_candidates.py),
-    # (with the cost of each recipe, benchmarks/methods_cost.py, on SmolLM2),
     # 4. then the 8-prompt MetaEOL rows (about half an hour each on SmolLM2 with 2 cores).
     quick=("$name PCoT|--templates pcot"
            "$name KE|--templates ke"
@@ -63,11 +62,10 @@ for which in "${@:-smollm2 gemma3}"; do
       label="${spec_row%%|*}"; read -r -a options <<< "${spec_row#*|}"
       if [[ "$label" =~ ${ROWS:-.} ]]; then row "$label" "$sts" --model "$model" "${options[@]}"; fi
     done
-    if [ "$name" = smollm2-135m ] && [ ! -f benchmarks/results/methods_cost.json ]; then
-      .venv/bin/python benchmarks/methods_cost.py --token-prepending "$tp" --contrastive "$cp"
-    fi
     recipes="$OUT/$name-recipes.json"
-    [ -f "$recipes" ] || .venv/bin/python scripts/recipe_candidates.py --token-prepending "$tp" --contrastive "$cp" > "$recipes"
+    tuned=$(.venv/bin/python -c "import json,sys; print(json.load(open(sys.argv[1]))['best_layer'])" "$OUT/$name-MetaEOL-tune-layer.json")
+    [ -f "$recipes" ] || .venv/bin/python scripts/recipe_candidates.py --token-prepending "$tp" --contrastive "$cp" \
+      --tuned-layer "$tuned" > "$recipes"
     tune "$name recipes" recipe "${common[@]}" --candidates "$recipes"
     for spec_row in "${slow[@]}"; do
       label="${spec_row%%|*}"; read -r -a options <<< "${spec_row#*|}"

@@ -227,3 +227,43 @@ def test_preset_card_states_the_numbers_measured_in_docs_results(tmp_path):
     assert (tmp_path / "smol" / "model.safetensors").is_file()
     assert measured.split(":")[0] in (tmp_path / "smol" / "README.md").read_text()
     assert _front_matter(tmp_path / "smol" / "README.md")["base_model"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
+
+
+def test_best_recipe_preset_is_the_dev_choice_and_quotes_its_measured_numbers():
+    """metaeol-plus-smollm2-135m: its settings are the recipe that scored best on STS-B dev (the recipe tuning's and
+    tune-layer's records in docs/results), and its card numbers are those of the test runs of that recipe."""
+    from metaeol_integrations.presets import PRESETS
+
+    results = Path(__file__).resolve().parents[1] / "docs" / "results"
+    preset = PRESETS["metaeol-plus-smollm2-135m"]
+    recipes = json.loads((results / "smollm2-135m-recipes-tune-recipe.json").read_text())
+    best = recipes["candidates"][int(np.nanargmax(recipes["scores"]))]
+    chosen = {key: value for key, value in best.items() if key != "label" and value is not None}
+    assert preset.settings() == chosen
+    assert preset.settings()["layer"] == json.loads((results / "smollm2-135m-MetaEOL-tune-layer.json").read_text())[
+        "best_layer"]
+    assert f"Spearman {max(recipes['scores']):.2f})" in preset.measured
+
+    def average(name: str, kind: str = "sts") -> float:
+        scores = [r["score"] for r in json.loads((results / name).read_text())["results"] if r["kind"] == kind]
+        return sum(scores) / len(scores)
+
+    tuned = f"smollm2-135m-MetaEOL-tuned-layer-{preset.layer}"
+    assert f"Spearman {average(tuned + '-all.json'):.2f} at 500" in preset.measured
+    assert f"last layer: {average('smollm2-135m-MetaEOL-last-layer-all.json'):.2f}" in preset.measured
+    assert f"STS-B test {average(tuned + '-STS-B-full-sts.json'):.2f}" in preset.measured
+    assert f"accuracy {average(tuned + '-all.json', 'transfer'):.2f}" in preset.measured
+    comparison = [c for c in json.loads((results / "paired-comparisons.json").read_text())
+                  if {c["label_a"], c["label_b"]} == {"smollm2-135m MetaEOL last layer",
+                                                      f"smollm2-135m MetaEOL tuned layer {preset.layer}"}][0]
+    sign = 1 if comparison["label_a"].endswith(f"layer {preset.layer}") else -1
+    low, high = sorted(sign * comparison["average"][key] for key in ("ci_low", "ci_high"))
+    assert f"{sign * comparison['average']['difference']:+.2f}, 95% CI [{low:+.2f}, {high:+.2f}]" in preset.measured
+
+
+def test_best_recipe_preset_loads_as_its_settings():
+    plus = metaeol_integrations.load("metaeol-plus-smollm2-135m")
+    assert plus[0].layer == 28 and plus[0].token_prepending is None and plus[0].contrastive is None
+    texts = ["A man is playing a guitar.", "Stocks fell."]
+    np.testing.assert_allclose(plus.encode(texts),
+                               metaeol_integrations.load("metaeol-smollm2-135m", layer=28).encode(texts), atol=1e-6)
