@@ -56,8 +56,8 @@ def configurations(results: Path) -> list[Configuration]:
         Configuration("mean pooling", "smollm2-135m-mean-pooling", "mean-pooling"),
         Configuration("PromptEOL", "smollm2-135m-PromptEOL-last-layer", settings={"templates": "prompteol"}),
         Configuration("MetaEOL", "smollm2-135m-MetaEOL-last-layer", settings={"templates": "metaeol"}),
-        Configuration("MetaEOL, layer 28 (tuned on dev)", "smollm2-135m-MetaEOL-tuned-layer-28",
-                      settings={"templates": "metaeol", "layer": 28}),
+        Configuration("MetaEOL, layer 28 (tuned on dev) = metaeol-plus-smollm2-135m",
+                      "smollm2-135m-MetaEOL-tuned-layer-28", settings=PRESETS["metaeol-plus-smollm2-135m"].settings()),
         Configuration("PCoT", "smollm2-135m-PCoT", settings={"templates": "pcot"}),
         Configuration("KE", "smollm2-135m-KE", settings={"templates": "ke"}),
         Configuration("CK", "smollm2-135m-CK", settings={"templates": "ck"}),
@@ -74,9 +74,6 @@ def configurations(results: Path) -> list[Configuration]:
         Configuration("PromptEOL int8", "smollm2-135m-PromptEOL-int8", "int8", {"templates": "prompteol"}),
         Configuration("MetaEOL int8", "smollm2-135m-MetaEOL-int8", "int8", {"templates": "metaeol"}),
     ]
-    if "metaeol-plus-smollm2-135m" in PRESETS:
-        points.append(Configuration("metaeol-plus-smollm2-135m (preset)", "smollm2-135m-metaeol-plus",
-                                    settings=PRESETS["metaeol-plus-smollm2-135m"].settings()))
     return points
 
 
