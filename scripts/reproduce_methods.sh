@@ -71,5 +71,15 @@ for which in "${@:-smollm2 gemma3}"; do
       label="${spec_row%%|*}"; read -r -a options <<< "${spec_row#*|}"
       if [[ "$label" =~ ${ROWS:-.} ]]; then row "$label" "$sts" --model "$model" "${options[@]}"; fi
     done
+    if [ "$name" = smollm2-135m ]; then  # every row against MetaEOL on the same pairs
+      base="$OUT/$name-MetaEOL-last-layer-all.json"
+      shopt -s nullglob
+      rows_json=("$OUT/$name-MetaEOL-tuned-layer-"*-all.json "$OUT/$name-PromptEOL-last-layer-all.json")
+      for spec_row in "${quick[@]}" "${slow[@]}"; do
+        file="$OUT/$(slug "${spec_row%%|*}")-sts.json"
+        [ -f "$file" ] && rows_json+=("$file")
+      done
+      .venv/bin/python scripts/results_tables.py --baseline "$base" "$base" "${rows_json[@]}" > "$OUT/methods-tables.md"
+    fi
   done
 done

@@ -61,7 +61,7 @@ def _contrastive(value: str) -> bool | dict[str, Any]:
 def add_method_options(parser: argparse.ArgumentParser) -> None:
     """Options of the prompting methods beyond the templates (docs/methods.md) and of the int8 mode."""
     parser.add_argument("--quantize", choices=("int8",),
-                        help="int8: int8 Linear layers on the CPU, faster with slightly different vectors "
+                        help="int8 (experimental): int8 Linear layers on the CPU, faster; vectors differ slightly from float32 and with the batch "
                         "(docs/performance.md); default: exact float32")
     parser.add_argument("--token-prepending", type=_token_prepending, metavar="on|START,EXIT",
                         help="Token Prepending: copy the last token's state into a placeholder before the sentence "
