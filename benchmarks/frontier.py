@@ -88,17 +88,12 @@ def sts_average(results: Path, run: str) -> float | None:
     return None
 
 
-def apply(module, settings: dict) -> None:
-    module.template_set = settings.get("templates", "metaeol")
-    module.layer = settings.get("layer")
-    module.token_prepending = settings.get("token_prepending")
-    module.contrastive = settings.get("contrastive")
-
-
 def measure(points: list[Configuration], sentences: list[str], rounds: int, batch_size: int, seed: int) -> dict:
     """Best-of-rounds seconds for every configuration, all in this process."""
     import metaeol_integrations
     from metaeol_integrations.evaluation.encoders import mean_pooling_model
+    from metaeol_integrations.evaluation.sweeps import RECIPE_DEFAULTS
+    from metaeol_integrations.loading import apply_settings
 
     models = {"float32": metaeol_integrations.load("metaeol-smollm2-135m", device="cpu"),
               "int8": metaeol_integrations.load("metaeol-smollm2-135m", device="cpu", quantize="int8")}
@@ -107,7 +102,7 @@ def measure(points: list[Configuration], sentences: list[str], rounds: int, batc
     def run(point: Configuration, texts: list[str]) -> None:
         model = models[point.model]
         if point.model != "mean-pooling":
-            apply(model[0], point.settings)
+            apply_settings(model[0], {**RECIPE_DEFAULTS, **point.settings})  # nothing left from the last point
         model.encode(texts, batch_size=batch_size)
 
     for point in points:  # warm-up: each configuration's prefix caches, as in any long run

@@ -201,8 +201,15 @@ def _apply_overrides(model: SentenceTransformer, overrides: dict[str, Any]) -> N
     module = model[0]
     if not isinstance(module, MetaEOL):
         raise UnknownModelError(f"The first module of this folder is {type(module).__name__}, not MetaEOL.")
-    for option, value in overrides.items():
-        setattr(module, _ATTRIBUTE_OF_OPTION.get(option, option), value)
+    apply_settings(module, overrides)
+
+
+def apply_settings(module: MetaEOL, settings: Mapping[str, Any]) -> None:
+    """Set ``load()`` keywords (``templates``, ``layer``, ``token_prepending``...) on a loaded module, in order;
+    a ``label`` key (recipe files) is ignored."""
+    for option, value in settings.items():
+        if option != "label":
+            setattr(module, _ATTRIBUTE_OF_OPTION.get(option, option), value)
 
 
 def save(model: SentenceTransformer, output_dir: str | os.PathLike, weights: str | None = None) -> Path:

@@ -251,6 +251,7 @@ def cmd_tune_method(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int
 
     from metaeol_integrations.evaluation.runner import Evaluator
     from metaeol_integrations.evaluation.sweeps import TUNING_TASK, method_candidates, recipe_candidates, tune_method
+    from metaeol_integrations.loading import apply_settings
 
     if args.knob == "tp" and not args.exits:
         raise UsageError("tune tp needs --exits. Fix: e.g. --exits 3,5,7,9 (with --start 1).")
@@ -269,9 +270,7 @@ def cmd_tune_method(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int
 
     def evaluator_for(setting: dict) -> Evaluator:
         # tp/cp: the other knob keeps what --token-prepending / --contrastive set; recipes set every knob.
-        for key, value in setting.items():
-            if key != "label":
-                setattr(module, "template_set" if key == "templates" else key, value)
+        apply_settings(module, setting)
         return Evaluator(base.encoder, replace(base.config))
 
     best, sweep = tune_method(evaluator_for, candidates)

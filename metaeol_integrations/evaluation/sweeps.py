@@ -108,7 +108,9 @@ def method_candidates(knob: str, *, start: int = 1, exits: Sequence[int] = (), l
     raise ValueError(f"Unknown knob {knob!r}: tp or cp.")
 
 
-RECIPE_KEYS = ("templates", "layer", "token_prepending", "contrastive")
+# What a recipe leaves out: MetaEOL templates, each set's own layer, methods off.
+RECIPE_DEFAULTS = {"templates": "metaeol", "layer": None, "token_prepending": None, "contrastive": None}
+RECIPE_KEYS = tuple(RECIPE_DEFAULTS)
 
 
 def recipe_candidates(recipes: Sequence[dict]) -> list[dict]:
@@ -122,8 +124,7 @@ def recipe_candidates(recipes: Sequence[dict]) -> list[dict]:
         unknown = sorted(set(recipe) - set(RECIPE_KEYS) - {"label"})
         if unknown:
             raise ValueError(f"Unknown recipe key(s) {unknown}: use {', '.join(RECIPE_KEYS)} (and label).")
-        candidates.append({"templates": "metaeol", "layer": None, "token_prepending": None, "contrastive": None,
-                           **recipe})
+        candidates.append({**RECIPE_DEFAULTS, **recipe})
     return candidates
 
 
