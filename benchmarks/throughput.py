@@ -5,8 +5,9 @@ Configurations, each in its own subprocess (so peak RSS is its own), in one invo
                  id 0, 2 sentences = 16 rows per batch, one full forward with all hidden states, last layer, last
                  position. The base model without the LM head (the official code also computed vocabulary logits,
                  which would only make it slower).
-  (b) no-cache   this package, prefix cache off (length bucketing and early exit still on)
-  (c) cache      this package, prefix cache on (the default)
+  (b) no-cache   this package, prefix cache off (packed rows and early exit still on)
+  (c) cache      this package, prefix cache on (the default: packed rows, core/packing.py)
+  (c') cache-padded  (c) with right-padded, length-bucketed chunks instead of packed rows (the path before packing)
   (d) prompteol  this package, the one-template PromptEOL baseline
   (e) int8       this package, MetaEOL with quantize="int8" (not exact: compared with (c) for speed only)
   (f) prompteol-int8  PromptEOL with quantize="int8" (speed against (d))
@@ -37,11 +38,12 @@ from pathlib import Path
 
 import numpy as np
 
-CONFIGS = ("official", "no-cache", "cache", "prompteol", "int8", "prompteol-int8")
+CONFIGS = ("official", "no-cache", "cache", "cache-padded", "prompteol", "int8", "prompteol-int8")
 LABELS = {
     "official": "(a) official batcher",
     "no-cache": "(b) package, prefix cache off",
     "cache": "(c) package, prefix cache on",
+    "cache-padded": "(c') package, prefix cache on, padded chunks",
     "prompteol": "(d) package, PromptEOL",
     "int8": "(e) package, MetaEOL int8",
     "prompteol-int8": "(f) package, PromptEOL int8",
@@ -121,9 +123,11 @@ def run_official(sentences: list[str]) -> tuple[np.ndarray, float, int]:
 def run_package(sentences: list[str], config: str, batch_size: int) -> tuple[np.ndarray, float, int]:
     import metaeol_integrations
 
-    options = {"no-cache": {"prefix_cache": False}, "cache": {}, "prompteol": {"templates": "prompteol"},
+    options = {"no-cache": {"prefix_cache": False}, "cache": {}, "cache-padded": {}, "prompteol": {"templates": "prompteol"},
                "int8": {"quantize": "int8"}, "prompteol-int8": {"templates": "prompteol", "quantize": "int8"}}[config]
     model = metaeol_integrations.load("metaeol-smollm2-135m", device="cpu", **options)
+    if config == "cache-padded":
+        model[0]._packing = False  # no public switch: packing is on wherever the architecture allows it
     model.encode(sentences[:2])  # warm-up (also fills the prefix cache once, as any real run would)
     counted = _count_tokens(model[0].auto_model)
     start = time.perf_counter()
@@ -197,7 +201,7 @@ def run_all(args: argparse.Namespace) -> dict:
         entry["tokens_per_sentence"] = entry["tokens_computed"] / len(sentences)
         entry["gflops"] = entry["tokens_computed"] * flops_per_token / entry["seconds"] / 1e9
         entry["fraction_of_matmul_rate"] = entry["gflops"] / matmul
-        if config in ("official", "no-cache", "cache"):
+        if config in ("official", "no-cache", "cache", "cache-padded"):
             difference = np.abs(vectors - reference)
             entry["max_abs_diff"] = float(difference.max())
             entry["max_rel_diff"] = float(
@@ -221,6 +225,8 @@ def run_all(args: argparse.Namespace) -> dict:
         "arithmetic_floor_speedup": token_floor_ratio,
         "achieved_fraction_of_floor_speedup": cache_ratio / token_floor_ratio,
         "int8_speedup_vs_float32": int8_speedup,
+        "packed_vs_padded_chunks": results["cache"]["sentences_per_s"] / results["cache-padded"]["sentences_per_s"],
+        "peak_rss_cache_vs_no_cache": results["cache"]["peak_rss_mib"] / results["no-cache"]["peak_rss_mib"],
         "results": {LABELS[c]: results[c] for c in CONFIGS},
     }
 
@@ -245,7 +251,8 @@ def markdown(report: dict) -> str:
         "",
         f"Floor: {report['floor_tokens_per_sentence']:.0f} tokens per sentence (sentence + template tails), so the "
         f"arithmetic bound on (c) vs (a) is {report['arithmetic_floor_speedup']:.2f}x; (c) reached "
-        f"{report['achieved_fraction_of_floor_speedup']:.0%} of it.",
+        f"{report['achieved_fraction_of_floor_speedup']:.0%} of it. Packed rows against padded chunks, (c)/(c'): "
+        f"{report['packed_vs_padded_chunks']:.2f}x; peak RSS (c)/(b): {report['peak_rss_cache_vs_no_cache']:.2f}.",
         f"int8 against the float32 exact path in the same run: MetaEOL (e)/(c) "
         f"{report['int8_speedup_vs_float32']['metaeol']:.2f}x, PromptEOL (f)/(d) "
         f"{report['int8_speedup_vs_float32']['prompteol']:.2f}x.",

@@ -15,6 +15,7 @@ import os
 import re
 import threading
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer, DynamicCache, Pre
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING, MODEL_FOR_MASKED_LM_MAPPING
 
 from metaeol_integrations.core.gguf import dequantized_folder
+from metaeol_integrations.core.packing import LAYOUT_KEYWORD, PackedRows
 from metaeol_integrations.core.prefix_cache import expand_for_batch
 from metaeol_integrations.errors import (
     LayerError,
@@ -191,8 +193,30 @@ class _StopForward(Exception):
     """Raised by a hook once the deepest requested layer has been read."""
 
 
-# A method's change to one submodule's input: edit(x, rows, last) may change x in place.
-Edit = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], None]
+@dataclass(frozen=True)
+class RowPositions:
+    """Where each prompt row's tokens sit in a forward call's states: row ``r``'s column ``c`` is
+    ``x[batch[r], start[r] + c]`` (a padded call: ``batch`` is the row, ``start`` 0; a packed one: batch 0).
+    ``last`` holds each row's last real column."""
+
+    batch: torch.Tensor
+    start: torch.Tensor
+    last: torch.Tensor
+
+    @classmethod
+    def of_call(cls, attention_mask: torch.Tensor, packed: PackedRows | None) -> RowPositions:
+        last = last_token_index(attention_mask)
+        if packed is None:
+            return cls(torch.arange(attention_mask.shape[0], device=last.device), torch.zeros_like(last), last)
+        return cls(torch.zeros_like(last), packed.start, last)
+
+    def __call__(self, columns: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Index of ``x`` selecting each row's token at ``columns`` (one column per row)."""
+        return self.batch, self.start + columns
+
+
+# A method's change to one submodule's input: edit(x, at) may change x in place; at(at.last) indexes the last tokens.
+Edit = Callable[[torch.Tensor, RowPositions], None]
 
 
 def last_token_index(attention_mask: torch.Tensor) -> torch.Tensor:
@@ -223,15 +247,26 @@ def _first_input(args: tuple, kwargs: dict | None) -> torch.Tensor:
 def _forward_inputs(
     model: PreTrainedModel, input_ids: torch.Tensor, attention_mask: torch.Tensor, pass_position_ids: bool,
     prefix_cache: DynamicCache | None = None, cache_argument: str | None = None,
-    inputs_embeds: torch.Tensor | None = None,
+    inputs_embeds: torch.Tensor | None = None, packed: PackedRows | None = None,
 ) -> dict[str, Any]:
     """Keyword arguments of one forward call: ids (or ``inputs_embeds``), mask and positions over real tokens, and
-    the prefix's keys and values when there is a ``prefix_cache``."""
+    the prefix's keys and values when there is a ``prefix_cache``. With ``packed`` (a layout of this right-padded
+    chunk, see :mod:`metaeol_integrations.core.packing`) the rows go end to end in one sequence."""
     inputs: dict[str, Any] = {"input_ids": input_ids, "attention_mask": attention_mask, "use_cache": False}
     if inputs_embeds is not None:
         inputs["inputs_embeds"] = inputs_embeds
         del inputs["input_ids"]
-    if prefix_cache is not None:
+    if packed is not None:
+        for name in ("input_ids", "inputs_embeds"):
+            if name in inputs:
+                inputs[name] = packed.pack(inputs[name])
+        inputs["attention_mask"] = packed.block_mask()
+        inputs["position_ids"] = packed.position_ids()
+        inputs[LAYOUT_KEYWORD] = packed
+        if prefix_cache is not None:
+            inputs[cache_argument] = expand_for_batch(model, prefix_cache, 1)
+            inputs["use_cache"] = True
+    elif prefix_cache is not None:
         offset = prefix_cache.get_seq_length()
         prefix_mask = attention_mask.new_ones(input_ids.shape[0], offset)
         inputs["attention_mask"] = torch.cat([prefix_mask, attention_mask], dim=1)
@@ -281,12 +316,17 @@ def last_token_states(
     average_layers: bool = True,
     inputs_embeds: torch.Tensor | None = None,
     edits: Sequence[tuple[nn.Module, Edit]] = (),
+    packed: bool = False,
 ) -> torch.Tensor:
     """Hidden states of each row's last real token, averaged over ``layers``; shape ``(rows, hidden)``, float32.
 
     ``inputs_embeds`` replaces the embedding of ``input_ids`` (which still give the shape). ``edits`` is the seam for
-    methods that change the computation: each ``(module, edit)`` calls ``edit(x, rows, last)`` on the first input
-    ``x`` of that submodule (a decoder layer, an ``o_proj``...) before it runs; ``edit`` may change ``x`` in place.
+    methods that change the computation: each ``(module, edit)`` calls ``edit(x, at)`` on the first input ``x`` of
+    that submodule (a decoder layer, an ``o_proj``...) before it runs, where ``at`` (:class:`RowPositions`) locates
+    each row's tokens in ``x``; ``edit`` may change ``x`` in place.
+
+    ``packed=True`` runs the right-padded rows end to end as one sequence (:mod:`metaeol_integrations.core.packing`;
+    the model must pass :func:`~metaeol_integrations.core.packing.can_pack`): the same states, no padding computed.
 
     With ``average_layers=False`` the states are stacked instead: shape ``(len(layers), rows, hidden)``.
 
@@ -294,10 +334,14 @@ def last_token_states(
     ``prefix_cache`` (see :mod:`metaeol_integrations.core.prefix_cache`), ``input_ids`` are what follows that
     prefix in every row, and run against its keys and values through the ``cache_argument`` of the forward.
     """
-    rows = torch.arange(input_ids.shape[0], device=input_ids.device)
-    last = last_token_index(attention_mask)
+    layout = None
+    if packed:
+        prefix_length = prefix_cache.get_seq_length() if prefix_cache is not None else 0
+        layout = PackedRows.from_mask(attention_mask, prefix_length)
+    at = RowPositions.of_call(attention_mask, layout)
+    last = at(at.last)
     inputs = _forward_inputs(model, input_ids, attention_mask, pass_position_ids, prefix_cache, cache_argument,
-                             inputs_embeds)
+                             inputs_embeds, layout)
 
     captured: dict[int, torch.Tensor] = {}
     intermediate = sorted(set(index for index in layers if index < num_layers))
@@ -312,7 +356,7 @@ def last_token_states(
             # steps, and a forward running between them (or while the hook is being removed) sees only the first.
             if threading.get_ident() != owner:
                 return
-            captured[index] = _first_input(args, kwargs)[rows, last].float()
+            captured[index] = _first_input(args, kwargs)[last].float()
             if stop_early and index == intermediate[-1]:
                 raise _StopForward
 
@@ -322,7 +366,7 @@ def last_token_states(
         def hook(_module: nn.Module, args: tuple, kwargs: dict | None = None) -> None:
             if threading.get_ident() != owner:
                 return
-            edit(_first_input(args, kwargs), rows, last)
+            edit(_first_input(args, kwargs), at)
 
         return hook
 
@@ -334,7 +378,7 @@ def last_token_states(
                     for index in intermediate]
     try:
         output = model(**inputs)
-        captured[num_layers] = output.last_hidden_state[rows, last].float()
+        captured[num_layers] = output.last_hidden_state[last].float()
     except _StopForward:
         pass
     finally:

@@ -7,6 +7,9 @@ import torch
 # A row joins a chunk only if it is at least this fraction of the chunk's longest row, so padding stays under
 # a quarter of any row. Smaller chunks cost a little per-call overhead; padding costs full compute.
 MIN_FILL = 0.75
+# Real tokens per packed call (core/packing.py). Measured on SmolLM2, 96 English STS-B sentences, MetaEOL: packs of
+# 256 / 512 / 1,024 / 2,048 tokens took 17.9-18.5 / 15.8-16.2 / 14.6-15.1 / 15.3-15.4 s (padded chunks: 18.1-18.4 s).
+PACK_TOKENS = 1024
 
 
 def length_buckets(lengths: torch.Tensor, max_tokens: int, min_fill: float = MIN_FILL) -> list[torch.Tensor]:
@@ -36,3 +39,19 @@ def length_buckets(lengths: torch.Tensor, max_tokens: int, min_fill: float = MIN
 def group_rows(prefix_index: torch.Tensor) -> list[tuple[int, torch.Tensor]]:
     """``(prefix index, row indices)`` for each distinct prefix (-1: rows run without a cached prefix)."""
     return [(int(value), (prefix_index == value).nonzero().flatten()) for value in torch.unique(prefix_index)]
+
+
+def token_packs(lengths: torch.Tensor, max_tokens: int) -> list[torch.Tensor]:
+    """Row indices in packs of at most ``max_tokens`` real tokens, longest rows first (a row longer than
+    ``max_tokens`` gets a pack of its own). Packs compute no padding, so lengths need not be alike; sorting keeps
+    the per-row attention inside a pack (padded to its longest row) small."""
+    order = torch.argsort(lengths, descending=True, stable=True)
+    packs, start, total = [], 0, 0
+    for end, length in enumerate(lengths[order].tolist()):
+        if end > start and total + length > max_tokens:
+            packs.append(order[start:end])
+            start, total = end, 0
+        total += length
+    if start < len(order):
+        packs.append(order[start:])
+    return packs

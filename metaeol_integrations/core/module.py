@@ -12,6 +12,7 @@ import torch
 from sentence_transformers.base.modules import InputModule
 
 from metaeol_integrations.core.backbone import (
+    RowPositions,
     accepts_position_ids,
     decoder_layers,
     input_at_last_token,
@@ -20,7 +21,8 @@ from metaeol_integrations.core.backbone import (
     load_backbone,
     resolve_layers,
 )
-from metaeol_integrations.core.batching import group_rows, length_buckets
+from metaeol_integrations.core.batching import PACK_TOKENS, group_rows, length_buckets, token_packs
+from metaeol_integrations.core.packing import PACKED_ATTENTION, can_pack, fits_window
 from metaeol_integrations.core.prefix_cache import PrefixKVStore, cache_argument_name
 from metaeol_integrations.core.quantization import check_quantize_mode, dequantized_state_dict, quantize_int8
 from metaeol_integrations.core.templates import TemplateSet, TemplateSpec, effective_layer
@@ -124,6 +126,10 @@ class MetaEOL(InputModule):
         self.num_layers = _num_decoder_layers(self.auto_model)
         self._pass_position_ids = accepts_position_ids(self.auto_model)
         self._cache_argument = cache_argument_name(self.auto_model)
+        # Rows of one template run end to end, without padding, where the architecture allows it (core/packing.py).
+        self._packing = self._pass_position_ids and can_pack(self.auto_model)
+        if self._packing:
+            self.auto_model.set_attn_implementation(PACKED_ATTENTION)
         self._prefix_store = PrefixKVStore()
         self._quantize = None
         self.quantize = quantize
@@ -346,7 +352,11 @@ class MetaEOL(InputModule):
                 if prefix_index >= 0:
                     prefix = tuple(features["prefixes"][prefix_index])
                     prefix_cache = self._prefix_store.get(self.auto_model, prefix, self._cache_argument)
-                for chunk in length_buckets(lengths[group], self.max_tokens_per_forward):
+                prefix_length = 0 if prefix_cache is None else prefix_cache.get_seq_length()
+                packed = self._packing and fits_window(self.auto_model, prefix_length + int(lengths[group].max()))
+                chunks = (token_packs(lengths[group], min(PACK_TOKENS, self.max_tokens_per_forward)) if packed
+                          else length_buckets(lengths[group], self.max_tokens_per_forward))
+                for chunk in chunks:
                     rows = group[chunk]
                     width = int(lengths[rows].max())
                     chunk_ids = input_ids[rows, :width]
@@ -360,6 +370,7 @@ class MetaEOL(InputModule):
                         prefix_cache=prefix_cache,
                         cache_argument=self._cache_argument,
                         average_layers=False,
+                        packed=packed,
                         **self._method_inputs(chunk_ids, rows, num_prompts, auxiliary),
                     )
         weights = features.get("prompt_weights")
@@ -409,8 +420,8 @@ class MetaEOL(InputModule):
         if self._token_prepending is not None:
             placeholder = placeholder_positions(chunk_ids)
 
-            def copy_last_into_placeholder(hidden: torch.Tensor, index: torch.Tensor, last: torch.Tensor) -> None:
-                hidden[index, placeholder] = hidden[index, last]
+            def copy_last_into_placeholder(hidden: torch.Tensor, at: RowPositions) -> None:
+                hidden[at(placeholder)] = hidden[at(at.last)]
 
             tp = self._token_prepending
             inputs["inputs_embeds"] = embed_with_placeholder(self.auto_model, chunk_ids)
@@ -419,9 +430,9 @@ class MetaEOL(InputModule):
             contrastive = self._contrastive
             v_aux = auxiliary[rows // num_prompts]  # rows are text-major: row // K is the text
 
-            def subtract_auxiliary(values: torch.Tensor, index: torch.Tensor, last: torch.Tensor) -> None:
-                normal = values[index, last]
-                values[index, last] = contrastive.combine(normal.float(), v_aux).to(values.dtype)
+            def subtract_auxiliary(values: torch.Tensor, at: RowPositions) -> None:
+                last = at(at.last)
+                values[last] = contrastive.combine(values[last].float(), v_aux).to(values.dtype)
 
             inputs["edits"].append((output_projection(layers[contrastive.layer]), subtract_auxiliary))
         return inputs
