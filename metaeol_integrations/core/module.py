@@ -332,7 +332,9 @@ class MetaEOL(InputModule):
         """Run the LLM on all prompts and average each text's K last-token states (float32).
 
         Rows sharing a cached template prefix run together against its keys and values; each group is split into
-        length-sorted chunks of at most ``max_tokens_per_forward`` padded tokens. With ``all_layers=True`` the
+        packs of at most ``min(PACK_TOKENS, max_tokens_per_forward)`` real tokens run end to end (core/packing.py),
+        or, where the model cannot be packed, length-sorted chunks of at most ``max_tokens_per_forward`` padded
+        tokens. With ``all_layers=True`` the
         output also holds ``layer_embeddings`` of shape ``(texts, num_layers + 1, hidden)``: the prompt mean at
         every layer (``hidden_states`` numbering), read from the same pass.
         """
