@@ -17,9 +17,10 @@ from torch import nn
 from metaeol_integrations.errors import QuantizationError
 
 QUANTIZE_MODES = ("int8",)
-# Kept in float32 by default: the MLP output projection, whose inputs carry the model's outlier channels (chosen on
-# STS-B dev; docs/performance.md has the numbers per variant).
-DEFAULT_INT8_SKIP: tuple[str, ...] = ("down_proj",)
+# Linear layers kept in float32 by default: none. With per-token activation scales even the MLP output projection
+# (whose inputs carry the outlier channels) quantizes without loss on STS-B dev: of five variants, "every Linear"
+# scored best (docs/performance.md, benchmarks/results/int8_variants.md).
+DEFAULT_INT8_SKIP: tuple[str, ...] = ()
 _QMAX = 127.0
 
 
