@@ -60,17 +60,31 @@ def _count_tokens(model) -> list[int]:
 
 
 @pytest.mark.parametrize("prefix_cache", [True, False])
-def test_packed_module_computes_only_real_tokens_and_equals_whole_prompts(tiny_model_dir, prefix_cache):
+def test_packed_module_computes_only_real_tokens_and_equals_whole_prompts(tiny_model_dir, prefix_cache,
+                                                                          monkeypatch):
+    from types import SimpleNamespace
+
     from transformers import AutoModel, AutoTokenizer
 
+    import metaeol_integrations.core.packing as packing
+
+    per_row_calls = []
+
+    def spy(*args, **kwargs):  # the per-row attention (the dense 4D-mask fallback would also be exact, but slow)
+        per_row_calls.append(kwargs["attn_mask"].shape)
+        return torch.nn.functional.scaled_dot_product_attention(*args, **kwargs)
+
+    monkeypatch.setattr(packing, "F", SimpleNamespace(scaled_dot_product_attention=spy))
     model = metaeol_integrations.load(str(tiny_model_dir), device="cpu", prefix_cache=prefix_cache)
     module = model[0]
     assert module._packing
     features = module.preprocess(TEXTS)
     module.forward(dict(module.preprocess(TEXTS[:1])))  # fill the prefix cache outside the count
     counted = _count_tokens(module.auto_model)
+    per_row_calls.clear()
     got = module.forward(dict(features))["sentence_embedding"]
     assert sum(counted) == int(features["attention_mask"].sum())  # no padding token computed
+    assert len(per_row_calls) == len(counted) * module.num_layers  # every layer of every call went per row
 
     plain = AutoModel.from_pretrained(tiny_model_dir, dtype=torch.float32, attn_implementation="eager").eval()
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)

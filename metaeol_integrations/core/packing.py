@@ -108,11 +108,11 @@ def packed_attention(
     """SDPA per row for a packed call (see the module docstring); transformers' SDPA for any other call."""
     layout: PackedRows | None = kwargs.pop(LAYOUT_KEYWORD, None)
     if (layout is None or query.shape[0] != 1 or query.shape[2] != layout.num_tokens or dropout
-            or kwargs.get("softcap") is not None):
+            or key.shape[2] != layout.prefix_length + layout.num_tokens or kwargs.get("softcap") is not None):
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                       **kwargs)
     rows, width = layout.valid.shape
-    prefix = key.shape[2] - query.shape[2]
+    prefix = layout.prefix_length
     # (1, heads, tokens, dim) -> (rows, width, heads, dim) with zeros at padding, and back.
     padded_query = query.new_zeros(rows, width, query.shape[1], query.shape[3])
     padded_query[layout.row, layout.column] = query[0].transpose(0, 1)
