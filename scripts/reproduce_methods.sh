@@ -71,15 +71,18 @@ for which in "${@:-smollm2 gemma3}"; do
       label="${spec_row%%|*}"; read -r -a options <<< "${spec_row#*|}"
       if [[ "$label" =~ ${ROWS:-.} ]]; then row "$label" "$sts" --model "$model" "${options[@]}"; fi
     done
-    if [ "$name" = smollm2-135m ]; then  # every row against MetaEOL on the same pairs
-      base="$OUT/$name-MetaEOL-last-layer-all.json"
-      shopt -s nullglob
-      rows_json=("$OUT/$name-MetaEOL-tuned-layer-"*-all.json "$OUT/$name-PromptEOL-last-layer-all.json")
-      for spec_row in "${quick[@]}" "${slow[@]}"; do
-        file="$OUT/$(slug "${spec_row%%|*}")-sts.json"
-        [ -f "$file" ] && rows_json+=("$file")
-      done
-      .venv/bin/python scripts/results_tables.py --baseline "$base" "$base" "${rows_json[@]}" > "$OUT/methods-tables.md"
-    fi
+    # Every row against MetaEOL on the same pairs (SmolLM2's MetaEOL rows also have transfer tasks: -all.json).
+    shopt -s nullglob
+    suffix=sts; [ -f "$OUT/$name-MetaEOL-last-layer-all.json" ] && suffix=all
+    base="$OUT/$name-MetaEOL-last-layer-$suffix.json"
+    rows_json=("$OUT/$name-MetaEOL-tuned-layer-"*"-$suffix.json" "$OUT/$name-PromptEOL-last-layer-$suffix.json")
+    for spec_row in "${quick[@]}" "${slow[@]}"; do
+      file="$OUT/$(slug "${spec_row%%|*}")-sts.json"
+      [ -f "$file" ] && rows_json+=("$file")
+    done
+    tables="$OUT/$name-methods-tables.md"
+    [ "$name" = smollm2-135m ] && tables="$OUT/methods-tables.md"
+    .venv/bin/python scripts/results_tables.py --baseline "$base" --pairs-json "${tables%.md}-pairs.json" \
+      "$base" "${rows_json[@]}" > "$tables"
   done
 done

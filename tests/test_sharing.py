@@ -229,20 +229,55 @@ def test_preset_card_states_the_numbers_measured_in_docs_results(tmp_path):
     assert _front_matter(tmp_path / "smol" / "README.md")["base_model"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
 
 
-def test_best_recipe_preset_is_the_dev_choice_and_quotes_its_measured_numbers():
-    """metaeol-plus-smollm2-135m: its settings are the recipe that scored best on STS-B dev (the recipe tuning's and
-    tune-layer's records in docs/results), and its card numbers are those of the test runs of that recipe."""
+RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results"
+
+
+@pytest.mark.parametrize("name, model", [("metaeol-plus-smollm2-135m", "smollm2-135m"),
+                                         ("metaeol-plus-gemma3-270m", "gemma3-270m")])
+def test_best_recipe_presets_are_their_dev_choice(name, model):
+    """A metaeol-plus preset's settings are the recipe that scored best on STS-B dev (the recipe tuning's record in
+    docs/results), and its card quotes that dev score."""
     from metaeol_integrations.presets import PRESETS
 
-    results = Path(__file__).resolve().parents[1] / "docs" / "results"
-    preset = PRESETS["metaeol-plus-smollm2-135m"]
-    recipes = json.loads((results / "smollm2-135m-recipes-tune-recipe.json").read_text())
+    preset = PRESETS[name]
+    recipes = json.loads((RESULTS / f"{model}-recipes-tune-recipe.json").read_text())
     best = recipes["candidates"][int(np.nanargmax(recipes["scores"]))]
     chosen = {key: value for key, value in best.items() if key != "label" and value is not None}
-    assert preset.settings() == chosen
+    assert {key: value for key, value in preset.settings().items() if value is not None} == chosen
+    assert f"Spearman {max(recipes['scores']):.2f})" in preset.measured
+
+
+def _sts_average(name: str) -> float:
+    scores = [r["score"] for r in json.loads((RESULTS / name).read_text())["results"] if r["kind"] == "sts"]
+    return sum(scores) / len(scores)
+
+
+def test_gemma3_best_recipe_preset_quotes_its_measured_numbers():
+    """metaeol-plus-gemma3-270m's card numbers are those of its recipe's test row and of the paired comparison
+    with MetaEOL on the same pairs (docs/results/gemma3-270m-methods-tables-pairs.json)."""
+    from metaeol_integrations.presets import PRESETS
+
+    preset = PRESETS["metaeol-plus-gemma3-270m"]
+    assert preset.templates == "prompteol" and preset.token_prepending == (1, 5)
+    assert f"Spearman {_sts_average('gemma3-270m-PromptEOL-TP-sts.json'):.2f} at 250" in preset.measured
+    assert f"MetaEOL on this model: {_sts_average('gemma3-270m-MetaEOL-last-layer-sts.json'):.2f}" in preset.measured
+    assert f"Token Prepending: {_sts_average('gemma3-270m-PromptEOL-last-layer-sts.json'):.2f}" in preset.measured
+    comparison = [c for c in json.loads((RESULTS / "gemma3-270m-methods-tables-pairs.json").read_text())
+                  if c["label_a"] == "gemma3-270m PromptEOL + TP"
+                  and c["label_b"] == "gemma3-270m MetaEOL last layer"][0]["average"]
+    assert (f"{comparison['difference']:+.2f}, 95% CI [{comparison['ci_low']:+.2f}, {comparison['ci_high']:+.2f}]"
+            in preset.measured)
+
+
+def test_smollm2_best_recipe_preset_quotes_its_measured_numbers():
+    """metaeol-plus-smollm2-135m: its layer is also tune-layer's, and its card numbers are those of the test runs of
+    that recipe."""
+    from metaeol_integrations.presets import PRESETS
+
+    results = RESULTS
+    preset = PRESETS["metaeol-plus-smollm2-135m"]
     assert preset.settings()["layer"] == json.loads((results / "smollm2-135m-MetaEOL-tune-layer.json").read_text())[
         "best_layer"]
-    assert f"Spearman {max(recipes['scores']):.2f})" in preset.measured
 
     def average(name: str, kind: str = "sts") -> float:
         scores = [r["score"] for r in json.loads((results / name).read_text())["results"] if r["kind"] == kind]
