@@ -4,7 +4,8 @@
 #      prompt per text keeps the grid affordable; the chosen values are then used with every template set);
 #   2. STS test rows on the same seeded pairs as docs/results' MetaEOL rows, for paired comparisons;
 #   3. the best-recipe preset's choice among whole recipes on STS-B dev (scripts/recipe_candidates.py).
-# ROWS (a bash regex) limits the test rows, e.g. ROWS='CK|TP \+ CP' for Gemma3's best three.
+# ROWS (a bash regex) limits the test rows; Gemma3's: ROWS='KE$|KE \+ CP|MetaEOL \+ TP$|PromptEOL \+ TP' (SmolLM2's best
+# three, plus the recipe that won on Gemma3's dev).
 # Embeddings are cached and a finished JSON is skipped, so an interrupted run resumes. Run after
 # scripts/reproduce_results.sh (it reuses that script's MetaEOL rows for the comparisons).
 # Usage: bash scripts/reproduce_methods.sh [smollm2|gemma3]...   (default: smollm2 gemma3)
