@@ -7,8 +7,10 @@ test sentences (best of --rounds rounds, each in a fresh shuffled order; every c
 its prefix caches exist, as in any long run). Token Prepending and Contrastive Prompting use the settings chosen on
 STS-B dev (docs/results/*-tune-*.json).
 
-Run:  .venv/bin/python benchmarks/frontier.py [--sentences 64] [--rounds 2] [--threads 2]
-Writes benchmarks/results/frontier.json, frontier.md and frontier.png.
+With --model gemma3-270m, the configurations run on Gemma3 (its own tuned settings; 250 pairs per task).
+
+Run:  .venv/bin/python benchmarks/frontier.py [--model smollm2-135m|gemma3-270m] [--sentences 64] [--rounds 2]
+Writes benchmarks/results/frontier.json, frontier.md and frontier.png (frontier-gemma3-270m.* for Gemma3).
 """
 
 from __future__ import annotations
@@ -40,18 +42,34 @@ class Configuration:
     settings: dict = field(default_factory=dict)
 
 
-def tuned_methods(results: Path) -> tuple[list[int], dict]:
-    """Token Prepending and Contrastive Prompting settings chosen on STS-B dev for SmolLM2."""
-    tp = json.loads((results / "smollm2-135m-PromptEOL-tune-tp.json").read_text())["best"]["token_prepending"]
-    cp = json.loads((results / "smollm2-135m-PromptEOL-CP-alphas-tune-cp.json").read_text())["best"]["contrastive"]
+# Models with measured rows: name in docs/results -> (preset, STS pairs per task of its rows).
+MODELS = {"smollm2-135m": ("metaeol-smollm2-135m", 500), "gemma3-270m": ("metaeol-gemma3-270m", 250)}
+
+
+def tuned_methods(results: Path, name: str) -> tuple[list[int], dict]:
+    """Token Prepending and Contrastive Prompting settings chosen on STS-B dev for the model."""
+    tp = json.loads((results / f"{name}-PromptEOL-tune-tp.json").read_text())["best"]["token_prepending"]
+    cp = json.loads((results / f"{name}-PromptEOL-CP-alphas-tune-cp.json").read_text())["best"]["contrastive"]
     return tp, cp
 
 
-def configurations(results: Path) -> list[Configuration]:
+def configurations(results: Path, name: str = "smollm2-135m") -> list[Configuration]:
     from metaeol_integrations.presets import PRESETS
 
-    tp, cp = tuned_methods(results)
+    tp, cp = tuned_methods(results, name)
     tp_label, cp_label = "TP {},{}".format(*tp), "CP {},{},{:g}".format(cp["layer"], cp["mode"], cp["alpha"])
+    if name == "gemma3-270m":  # the rows run on Gemma3: SmolLM2's best three and the dev winner (docs/methods.md)
+        return [
+            Configuration("mean pooling", f"{name}-mean-pooling", "mean-pooling"),
+            Configuration("PromptEOL", f"{name}-PromptEOL-last-layer", settings={"templates": "prompteol"}),
+            Configuration("MetaEOL", f"{name}-MetaEOL-last-layer", settings={"templates": "metaeol"}),
+            Configuration("KE", f"{name}-KE", settings={"templates": "ke"}),
+            Configuration(f"KE + {cp_label}", f"{name}-KE-CP", settings={"templates": "ke", "contrastive": cp}),
+            Configuration(f"MetaEOL + {tp_label}", f"{name}-MetaEOL-TP",
+                          settings={"templates": "metaeol", "token_prepending": tp}),
+            Configuration(f"PromptEOL + {tp_label} = metaeol-plus-gemma3-270m", f"{name}-PromptEOL-TP",
+                          settings=PRESETS["metaeol-plus-gemma3-270m"].settings()),
+        ]
     points = [
         Configuration("mean pooling", "smollm2-135m-mean-pooling", "mean-pooling"),
         Configuration("PromptEOL", "smollm2-135m-PromptEOL-last-layer", settings={"templates": "prompteol"}),
@@ -88,15 +106,17 @@ def sts_average(results: Path, run: str) -> float | None:
     return None
 
 
-def measure(points: list[Configuration], sentences: list[str], rounds: int, batch_size: int, seed: int) -> dict:
+def measure(points: list[Configuration], sentences: list[str], rounds: int, batch_size: int, seed: int,
+            preset: str = "metaeol-smollm2-135m") -> dict:
     """Best-of-rounds seconds for every configuration, all in this process."""
     import metaeol_integrations
     from metaeol_integrations.evaluation.encoders import mean_pooling_model
     from metaeol_integrations.evaluation.sweeps import RECIPE_DEFAULTS
     from metaeol_integrations.loading import apply_settings
 
-    models = {"float32": metaeol_integrations.load("metaeol-smollm2-135m", device="cpu"),
-              "int8": metaeol_integrations.load("metaeol-smollm2-135m", device="cpu", quantize="int8")}
+    models = {"float32": metaeol_integrations.load(preset, device="cpu")}
+    if any(point.model == "int8" for point in points):
+        models["int8"] = metaeol_integrations.load(preset, device="cpu", quantize="int8")
     models["mean-pooling"] = mean_pooling_model(models["float32"][0].auto_model.name_or_path, device="cpu")
 
     def run(point: Configuration, texts: list[str]) -> None:
@@ -130,7 +150,7 @@ def pareto(rows: list[dict]) -> None:
         )
 
 
-def plot(rows: list[dict], path: Path, title: str) -> None:
+def plot(rows: list[dict], path: Path, title: str, pairs: int) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -147,7 +167,7 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
     axes.plot([r["sentences_per_s"] for r in front], [r["sts_average"] for r in front], color="tab:red", lw=1)
     axes.set_xscale("log")
     axes.set_xlabel("sentences/s (log scale, measured side by side)")
-    axes.set_ylabel("English STS 7-task average (Spearman x100, 500 pairs/task)")
+    axes.set_ylabel(f"English STS 7-task average (Spearman x100, {pairs} pairs/task)")
     axes.set_title(title, fontsize=9)
     axes.grid(alpha=0.3)
     figure.tight_layout()
@@ -162,7 +182,7 @@ def markdown(result: dict) -> str:
         f"Speed: {result['sentences']} seeded STS-B test sentences (seed {result['seed']}), {result['threads']} "
         f"threads, batch size {result['batch_size']}, best of {result['rounds']} rounds in shuffled order, one "
         f"process, {result['date']}. Quality: English STS 7-task average of each configuration's run in "
-        "docs/results (500 seeded pairs per task, the same pairs for every row; paired intervals in "
+        f"docs/results ({result['pairs_per_task']} seeded pairs per task, the same pairs for every row; paired intervals in "
         "docs/results.md). **Bold**: Pareto-optimal (no other configuration is both at least as fast and at least as "
         "good).",
         "",
@@ -187,15 +207,18 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
+    parser.add_argument("--model", choices=sorted(MODELS), default="smollm2-135m",
+                        help="whose rows to time (writes frontier.* for SmolLM2, frontier-<model>.* otherwise)")
     args = parser.parse_args()
 
     import torch
 
     torch.set_num_threads(args.threads)
     results = Path(args.results)
-    points = configurations(results)
+    preset, pairs = MODELS[args.model]
+    points = configurations(results, args.model)
     sentences = sample_sts_b_sentences(Path(args.data_dir), args.sentences, args.seed)
-    seconds = measure(points, sentences, args.rounds, args.batch_size, args.seed)
+    seconds = measure(points, sentences, args.rounds, args.batch_size, args.seed, preset)
     base = len(sentences) / min(seconds["MetaEOL"])
     rows = []
     for point in points:
@@ -204,14 +227,15 @@ def main() -> None:
                      "sts_average": sts_average(results, point.run), "seconds": seconds[point.label],
                      "sentences_per_s": rate, "speed_vs_metaeol": rate / base})
     pareto(rows)
-    result = {"model": "SmolLM2-135M (metaeol-smollm2-135m), CPU", "date": time.strftime("%Y-%m-%d"),
+    result = {"model": f"{args.model} ({preset}), CPU", "pairs_per_task": pairs, "date": time.strftime("%Y-%m-%d"),
               "machine": platform.platform(), "sentences": len(sentences), "seed": args.seed,
               "rounds": args.rounds, "threads": args.threads, "batch_size": args.batch_size, "configurations": rows}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "frontier.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
-    (out / "frontier.md").write_text(markdown(result), encoding="utf-8")
-    plot(rows, out / "frontier.png", f"{result['model']}: STS average against speed ({result['date']})")
+    stem = "frontier" if args.model == "smollm2-135m" else f"frontier-{args.model}"
+    (out / f"{stem}.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
+    (out / f"{stem}.md").write_text(markdown(result), encoding="utf-8")
+    plot(rows, out / f"{stem}.png", f"{result['model']}: STS average against speed ({result['date']})", pairs)
     print(markdown(result))
 
 
