@@ -182,7 +182,7 @@ PRESETS: Mapping[str, Preset] = MappingProxyType(
                     "Spearman 64.39 at 250 pairs per task (MetaEOL on this model: 62.38, paired difference +2.00, "
                     "95% CI [+0.84, +3.20]; PromptEOL without Token Prepending: 63.49). Chosen on STS-B dev only "
                     "(250 pairs, Spearman 69.85) among 17 recipes (docs/methods.md). One prompt per text instead of "
-                    "MetaEOL's 8 (on SmolLM2 that runs at ~9x MetaEOL's speed)."
+                    "MetaEOL's 8: 9.1x MetaEOL's speed on a CPU (metaeol-integrations benchmarks/frontier.py)."
                 ),
             ),
             Preset(
