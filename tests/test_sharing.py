@@ -203,33 +203,32 @@ def test_shared_model_loads_by_id_from_the_hub_cache(tiny_model_dir, tiny, tmp_p
     assert json.loads((tmp_path / "pushed" / "metaeol_config.json").read_text())["weights"] == "reference"
 
 
+RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results"
+
+
+def _average(name: str, kind: str = "sts") -> float:
+    """The average score of one kind of task in a `metaeol eval` result file of docs/results."""
+    scores = [r["score"] for r in json.loads((RESULTS / name).read_text())["results"] if r["kind"] == kind]
+    return sum(scores) / len(scores)
+
+
 def test_preset_card_states_the_numbers_measured_in_docs_results(tmp_path):
     """The SmolLM2 preset's card text against the result files it quotes, then in a real export's README."""
     from metaeol_integrations.presets import PRESETS
 
-    results = Path(__file__).resolve().parents[1] / "docs" / "results"
     measured = PRESETS["metaeol-smollm2-135m"].measured
-
-    def averages(name: str) -> tuple[float, float | None]:
-        run = json.loads((results / name).read_text())["results"]
-        sts = [r["score"] for r in run if r["kind"] == "sts"]
-        transfer = [r["score"] for r in run if r["kind"] == "transfer"]
-        return sum(sts) / len(sts), (sum(transfer) / len(transfer) if transfer else None)
-
-    sts, transfer = averages("smollm2-135m-MetaEOL-last-layer-all.json")
-    assert f"Spearman {sts:.2f}" in measured and f"accuracy {transfer:.2f}" in measured
-    assert f"({averages('smollm2-135m-MetaEOL-tuned-layer-28-all.json')[0]:.2f} with" in measured
-    assert f"STS-B test {averages('smollm2-135m-MetaEOL-last-layer-STS-B-full-sts.json')[0]:.2f}" in measured
-    assert f"scores {averages('all-MiniLM-L6-v2-trained-encoder-all.json')[0]:.2f}" in measured
-    assert f"PromptEOL on this model {averages('smollm2-135m-PromptEOL-last-layer-all.json')[0]:.2f}" in measured
+    metaeol = "smollm2-135m-MetaEOL-last-layer-all.json"
+    assert f"Spearman {_average(metaeol):.2f}" in measured
+    assert f"accuracy {_average(metaeol, 'transfer'):.2f}" in measured
+    assert f"({_average('smollm2-135m-MetaEOL-tuned-layer-28-all.json'):.2f} with" in measured
+    assert f"STS-B test {_average('smollm2-135m-MetaEOL-last-layer-STS-B-full-sts.json'):.2f}" in measured
+    assert f"scores {_average('all-MiniLM-L6-v2-trained-encoder-all.json'):.2f}" in measured
+    assert f"PromptEOL on this model {_average('smollm2-135m-PromptEOL-last-layer-all.json'):.2f}" in measured
 
     metaeol_integrations.export("metaeol-smollm2-135m", tmp_path / "smol")  # packaged GGUF: weights copied
     assert (tmp_path / "smol" / "model.safetensors").is_file()
     assert measured.split(":")[0] in (tmp_path / "smol" / "README.md").read_text()
     assert _front_matter(tmp_path / "smol" / "README.md")["base_model"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
-
-
-RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results"
 
 
 @pytest.mark.parametrize("name, model", [("metaeol-plus-smollm2-135m", "smollm2-135m"),
@@ -247,11 +246,6 @@ def test_best_recipe_presets_are_their_dev_choice(name, model):
     assert f"Spearman {max(recipes['scores']):.2f})" in preset.measured
 
 
-def _sts_average(name: str) -> float:
-    scores = [r["score"] for r in json.loads((RESULTS / name).read_text())["results"] if r["kind"] == "sts"]
-    return sum(scores) / len(scores)
-
-
 def test_gemma3_best_recipe_preset_quotes_its_measured_numbers():
     """metaeol-plus-gemma3-270m's card numbers are those of its recipe's test row and of the paired comparison
     with MetaEOL on the same pairs (docs/results/gemma3-270m-methods-tables-pairs.json)."""
@@ -259,9 +253,9 @@ def test_gemma3_best_recipe_preset_quotes_its_measured_numbers():
 
     preset = PRESETS["metaeol-plus-gemma3-270m"]
     assert preset.templates == "prompteol" and preset.token_prepending == (1, 5)
-    assert f"Spearman {_sts_average('gemma3-270m-PromptEOL-TP-sts.json'):.2f} at 250" in preset.measured
-    assert f"MetaEOL on this model: {_sts_average('gemma3-270m-MetaEOL-last-layer-sts.json'):.2f}" in preset.measured
-    assert f"Token Prepending: {_sts_average('gemma3-270m-PromptEOL-last-layer-sts.json'):.2f}" in preset.measured
+    assert f"Spearman {_average('gemma3-270m-PromptEOL-TP-sts.json'):.2f} at 250" in preset.measured
+    assert f"MetaEOL on this model: {_average('gemma3-270m-MetaEOL-last-layer-sts.json'):.2f}" in preset.measured
+    assert f"Token Prepending: {_average('gemma3-270m-PromptEOL-last-layer-sts.json'):.2f}" in preset.measured
     comparison = [c for c in json.loads((RESULTS / "gemma3-270m-methods-tables-pairs.json").read_text())
                   if c["label_a"] == "gemma3-270m PromptEOL + TP"
                   and c["label_b"] == "gemma3-270m MetaEOL last layer"][0]["average"]
@@ -274,21 +268,15 @@ def test_smollm2_best_recipe_preset_quotes_its_measured_numbers():
     that recipe."""
     from metaeol_integrations.presets import PRESETS
 
-    results = RESULTS
     preset = PRESETS["metaeol-plus-smollm2-135m"]
-    assert preset.settings()["layer"] == json.loads((results / "smollm2-135m-MetaEOL-tune-layer.json").read_text())[
+    assert preset.settings()["layer"] == json.loads((RESULTS / "smollm2-135m-MetaEOL-tune-layer.json").read_text())[
         "best_layer"]
-
-    def average(name: str, kind: str = "sts") -> float:
-        scores = [r["score"] for r in json.loads((results / name).read_text())["results"] if r["kind"] == kind]
-        return sum(scores) / len(scores)
-
     tuned = f"smollm2-135m-MetaEOL-tuned-layer-{preset.layer}"
-    assert f"Spearman {average(tuned + '-all.json'):.2f} at 500" in preset.measured
-    assert f"last layer: {average('smollm2-135m-MetaEOL-last-layer-all.json'):.2f}" in preset.measured
-    assert f"STS-B test {average(tuned + '-STS-B-full-sts.json'):.2f}" in preset.measured
-    assert f"accuracy {average(tuned + '-all.json', 'transfer'):.2f}" in preset.measured
-    comparison = [c for c in json.loads((results / "paired-comparisons.json").read_text())
+    assert f"Spearman {_average(tuned + '-all.json'):.2f} at 500" in preset.measured
+    assert f"last layer: {_average('smollm2-135m-MetaEOL-last-layer-all.json'):.2f}" in preset.measured
+    assert f"STS-B test {_average(tuned + '-STS-B-full-sts.json'):.2f}" in preset.measured
+    assert f"accuracy {_average(tuned + '-all.json', 'transfer'):.2f}" in preset.measured
+    comparison = [c for c in json.loads((RESULTS / "paired-comparisons.json").read_text())
                   if {c["label_a"], c["label_b"]} == {"smollm2-135m MetaEOL last layer",
                                                       f"smollm2-135m MetaEOL tuned layer {preset.layer}"}][0]
     sign = 1 if comparison["label_a"].endswith(f"layer {preset.layer}") else -1
