@@ -16,11 +16,12 @@ from metaeol_integrations.evaluation.runner import DEFAULT_STS_LIMIT, DEFAULT_TR
 SUITES = {"sts": STS_TASKS, "transfer": TRANSFER_TASKS, "all": STS_TASKS + TRANSFER_TASKS}
 
 
-def _add_eval_options(parser: argparse.ArgumentParser, templates_type: Any, default_model: str,
-                      add_method_options: Any = None) -> None:
+def _add_encoder_options(parser: argparse.ArgumentParser, templates_type: Any, default_model: str,
+                         add_method_options: Any = None, extra_models: str = "") -> None:
+    """The options that choose and configure the encoder (shared by every evaluation command)."""
     parser.add_argument("--model", default=default_model,
-                        help="preset, MetaEOL or LLM folder, .gguf file, SentenceTransformer folder, or "
-                        f"'all-minilm-l6-v2' (default: {default_model})")
+                        help="preset, MetaEOL or LLM folder, .gguf file, SentenceTransformer folder, "
+                        f"'all-minilm-l6-v2'{extra_models} (default: {default_model})")
     parser.add_argument("--pooling", choices=("last-token", "mean"), default="last-token",
                         help="last-token: MetaEOL/PromptEOL (default); mean: the no-prompt mean-pooling baseline")
     parser.add_argument("--templates", type=templates_type,
@@ -31,17 +32,22 @@ def _add_eval_options(parser: argparse.ArgumentParser, templates_type: Any, defa
     parser.add_argument("--dtype", help="float32 (default), bfloat16 or float16")
     parser.add_argument("--device", help="cpu, cuda, ... (default: best available)")
     parser.add_argument("--batch-size", type=int, default=16, help="texts per encode batch (default 16)")
+    parser.add_argument("--seed", type=int, default=0, help="sampling and cross-validation seed (default 0)")
+    parser.add_argument("--cache-dir", help="embedding cache folder (default: ~/.cache/metaeol-integrations/embeddings)")
+    parser.add_argument("--out", default="eval-results", help="folder for the JSON/Markdown/PNG output")
+    parser.add_argument("--label", help="name of this run in tables and file names")
+
+
+def _add_eval_options(parser: argparse.ArgumentParser, templates_type: Any, default_model: str,
+                      add_method_options: Any = None) -> None:
+    _add_encoder_options(parser, templates_type, default_model, add_method_options)
     parser.add_argument("--data-dir", help=f"SentEval folder (default: ${DATA_DIR_ENV_VAR}, else ../shared/data/senteval)")
     parser.add_argument("--limit", type=int,
                         help=f"sample size for every task: pairs per STS task, examples per transfer task; 0 = full "
                         f"data (default: {DEFAULT_STS_LIMIT} STS pairs, {DEFAULT_TRANSFER_LIMIT} transfer examples)")
     parser.add_argument("--sts-limit", type=int, help="pairs per STS task (overrides --limit)")
     parser.add_argument("--transfer-limit", type=int, help="examples per transfer task (overrides --limit)")
-    parser.add_argument("--seed", type=int, default=0, help="sampling and cross-validation seed (default 0)")
-    parser.add_argument("--cache-dir", help="embedding cache folder (default: ~/.cache/metaeol-integrations/embeddings)")
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for STS intervals (0 = none)")
-    parser.add_argument("--out", default="eval-results", help="folder for the JSON/Markdown/PNG output")
-    parser.add_argument("--label", help="name of this run in tables and file names")
     parser.add_argument("--tasks", nargs="+", help="only these tasks (names as in the tables' JSON, e.g. STS12 MR)")
 
 
@@ -58,8 +64,18 @@ def _config(args: argparse.Namespace) -> EvalConfig:
     )
 
 
-def _evaluator(args: argparse.Namespace):
+def _encoder(args: argparse.Namespace):
     from metaeol_integrations.evaluation.encoders import build_encoder
+
+    return build_encoder(
+        args.model, pooling=args.pooling, templates=args.templates, max_seq_length=args.max_seq_length,
+        dtype=args.dtype, device=args.device, batch_size=args.batch_size,
+        token_prepending=getattr(args, "token_prepending", None), contrastive=getattr(args, "contrastive", None),
+        quantize=getattr(args, "quantize", None),
+    )
+
+
+def _evaluator(args: argparse.Namespace):
     from metaeol_integrations.evaluation.runner import Evaluator
 
     config = _config(args)
@@ -67,13 +83,7 @@ def _evaluator(args: argparse.Namespace):
         from metaeol_integrations.evaluation.data import resolve_data_dir
 
         resolve_data_dir(None)  # fail before loading a model when the data is missing
-    encoder = build_encoder(
-        args.model, pooling=args.pooling, templates=args.templates, max_seq_length=args.max_seq_length,
-        dtype=args.dtype, device=args.device, batch_size=args.batch_size,
-        token_prepending=getattr(args, "token_prepending", None), contrastive=getattr(args, "contrastive", None),
-        quantize=getattr(args, "quantize", None),
-    )
-    return Evaluator(encoder, config)
+    return Evaluator(_encoder(args), config)
 
 
 def _slug(text: str) -> str:
@@ -139,6 +149,41 @@ def cmd_eval(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
     return 0
 
 
+def cmd_retrieval(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
+    from metaeol_integrations.evaluation.beir import read_beir, sample_corpus, sample_queries, split_queries
+    from metaeol_integrations.evaluation.retrieval import (
+        BM25_MODELS,
+        METRIC_NAMES,
+        evaluate_retrieval,
+        retriever_for,
+        write_retrieval_results,
+    )
+
+    started = time.perf_counter()
+    if args.task is None and args.data_dir is None:
+        raise UsageError("eval retrieval needs --task or --data-dir. Fix: e.g. --task scifact.")
+    if args.model in BM25_MODELS and args.layer is not None:
+        raise UsageError("--layer reads a MetaEOL model's layers; BM25 has none. Fix: drop --layer.")
+    data = read_beir(args.task, args.data_dir)  # before loading a model, so missing data fails fast
+    total_docs = len(data.doc_ids)
+    queries = sample_queries(data.query_ids, args.queries, args.seed)
+    docs = sample_corpus(data.with_queries(queries), args.corpus_sample, args.seed)
+    data = data.with_queries(split_queries(queries, args.split, args.seed)).with_documents(docs)
+    encoder = None if args.model in BM25_MODELS else _encoder(args)
+    retriever = retriever_for(args.model, encoder, cache_dir=args.cache_dir, layer=args.layer)
+    sampling = {"split": args.split, "queries": args.queries, "corpus_sample": args.corpus_sample, "seed": args.seed}
+    result = evaluate_retrieval(retriever, data, split=args.split, n_documents_total=total_docs, sampling=sampling)
+    label = args.label or _label(args, args.layer)
+    meta = {"label": label, "model": args.model, "pooling": args.pooling, "layer": args.layer,
+            "wall_seconds": round(time.perf_counter() - started, 1), "encoder": retriever.identity(), **sampling}
+    scores = ", ".join(f"{METRIC_NAMES[m]} {v:.2f}" for m, v in result.scores.items())
+    out.write(f"{label} on {data.name} ({args.split}): {scores} "
+              f"(N={result.n_queries} queries, {result.n_documents:,} of {total_docs:,} documents)\n")
+    paths = write_retrieval_results(args.out, _slug(f"{label}-{data.name}-{args.split}"), result, meta)
+    out.write("wrote " + ", ".join(str(path) for path in paths) + "\n")
+    return 0
+
+
 def cmd_compare(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
     from metaeol_integrations.evaluation.paired import comparison_table, compare_runs
 
@@ -149,7 +194,9 @@ def cmd_compare(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
     comparison = compare_runs(args.run_a, args.run_b, tasks=args.tasks, resamples=args.bootstrap, seed=args.seed,
                               level=args.level)
     out.write(f"A = {comparison.label_a}\nB = {comparison.label_b}\n\n{comparison_table(comparison)}\n\n")
-    out.write(f"* interval excludes 0. Verdict on the {len(comparison.tasks)}-task average: {comparison.verdict()}\n")
+    decided_on = (comparison.average.name if comparison.average in comparison.tasks
+                  else f"the {len(comparison.tasks)}-task average")
+    out.write(f"* interval excludes 0. Verdict on {decided_on}: {comparison.verdict()}\n")
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(comparison.to_dict(), indent=2), encoding="utf-8")
         out.write(f"wrote {args.json_out}\n")
@@ -300,7 +347,7 @@ def add_eval_commands(commands: argparse._SubParsersAction, templates_type: Any,
         "it). Prints a paper-style table and writes JSON and Markdown to --out. `eval compare` tells whether one "
         "run beats another on the same pairs.",
     )
-    suites = evaluate.add_subparsers(dest="suite", required=True, metavar="{sts,transfer,all,compare}")
+    suites = evaluate.add_subparsers(dest="suite", required=True, metavar="{sts,transfer,all,retrieval,compare}")
     for suite, what in (("sts", "the 7 STS tasks"), ("transfer", "the 7 transfer tasks"), ("all", "all 14 tasks")):
         run = suites.add_parser(suite, help=f"score {what}", description=f"Score a model on {what}.")
         run.add_argument("--layer", type=int, help="score this layer's vector (hidden_states numbering, -1 = last); "
@@ -308,11 +355,36 @@ def add_eval_commands(commands: argparse._SubParsersAction, templates_type: Any,
         _add_eval_options(run, templates_type, default_model, add_method_options)
         run.set_defaults(handler=cmd_eval)
 
+    retrieval = suites.add_parser(
+        "retrieval", help="score a retriever on a BEIR set (SciFact, NFCorpus, or any BEIR folder)",
+        description="Retrieve documents for each query of a BEIR set by exact cosine over the whole corpus (queries "
+        "through encode_query, documents through encode_document, both cached) or by BM25, and score the run with "
+        "pytrec_eval: nDCG@10 (main), Recall@100, MRR@10, each per query. Writes JSON (with per-query scores, for "
+        "`eval compare`), Markdown and the TREC run to --out. BEIR sets have no dev split: choose settings on "
+        "--split dev (a seeded half of the queries) and report on --split test.",
+    )
+    retrieval.add_argument("--task", choices=("scifact", "nfcorpus"),
+                           help="BEIR set under --data-dir (default data: ../shared/data/retrieval)")
+    retrieval.add_argument("--data-dir", help="a BEIR folder (corpus.jsonl, queries.jsonl, qrels/test.tsv) or the "
+                           "parent of --task's folder (default: $METAEOL_RETRIEVAL_DIR, else ../shared/data/retrieval)")
+    retrieval.add_argument("--split", choices=("all", "dev", "test"), default="all",
+                           help="all queries (default), or one seeded half: dev for choices, test for reporting")
+    retrieval.add_argument("--queries", type=int, default=0, help="seeded sample of N queries, before --split (0 = all)")
+    retrieval.add_argument("--corpus-sample", type=int, default=0,
+                           help="N documents: every judged document of the sampled queries plus seeded random "
+                           "distractors (0 = the whole corpus); the same for both --split halves")
+    retrieval.add_argument("--layer", type=int, help="MetaEOL: score this layer's vector (hidden_states numbering; "
+                           "write negative values as --layer=-2), from the same cached pass")
+    _add_encoder_options(retrieval, templates_type, default_model, add_method_options,
+                         extra_models=", 'bm25' (bm25s, English stop words), 'bm25-stemmed' (plus Snowball stemming)")
+    retrieval.set_defaults(handler=cmd_retrieval)
+
     compare = suites.add_parser(
-        "compare", help="paired bootstrap difference of two runs' STS scores",
+        "compare", help="paired bootstrap difference of two runs' STS or retrieval scores",
         description="Compare two `metaeol eval` JSON files scored on the same pairs (same sample size and seed): "
         "the difference A - B per STS task and of the task average, with a paired percentile-bootstrap interval "
-        "(the same resampled pairs for both runs). 'A beats B' only when the interval excludes 0.",
+        "(the same resampled pairs for both runs). Two `eval retrieval` files are compared over their queries, "
+        "per metric, the verdict on nDCG@10. 'A beats B' only when the interval excludes 0.",
     )
     compare.add_argument("run_a", help="JSON file written by `metaeol eval` (A)")
     compare.add_argument("run_b", help="JSON file written by `metaeol eval` (B)")

@@ -37,8 +37,9 @@ class Encoder(ABC):
         """Everything that determines the vectors."""
 
     @abstractmethod
-    def encode(self, texts: list[str]) -> dict[str, np.ndarray]:
-        """Named arrays with one row per text; always holds ``embedding``."""
+    def encode(self, texts: list[str], task: str | None = None) -> dict[str, np.ndarray]:
+        """Named arrays with one row per text; always holds ``embedding``. ``task`` "query" / "document" encodes
+        as ``encode_query`` / ``encode_document`` do (retrieval); ``None`` as plain ``encode``."""
 
     @property
     def num_layers(self) -> int | None:
@@ -86,8 +87,8 @@ class MetaEOLEncoder(Encoder):
     def template_groups(self) -> list[str]:
         return [task.name for task in self.module.template_set.meta_tasks for _ in task.templates]
 
-    def encode(self, texts: list[str]) -> dict[str, np.ndarray]:
-        outputs = self.model.encode(texts, batch_size=self.batch_size, output_value=None, all_layers=True)
+    def encode(self, texts: list[str], task: str | None = None) -> dict[str, np.ndarray]:
+        outputs = _encode_for(self.model, task)(texts, batch_size=self.batch_size, output_value=None, all_layers=True)
         return {
             "embedding": np.stack([out["sentence_embedding"].float().cpu().numpy() for out in outputs]),
             "layers": np.stack([out["layer_embeddings"].float().cpu().numpy() for out in outputs]),
@@ -104,9 +105,17 @@ class SentenceTransformerEncoder(Encoder):
     def identity(self) -> dict[str, Any]:
         return {**self._identity, "version": __version__}
 
-    def encode(self, texts: list[str]) -> dict[str, np.ndarray]:
-        vectors = self.model.encode(texts, batch_size=self.batch_size, convert_to_numpy=True)
+    def encode(self, texts: list[str], task: str | None = None) -> dict[str, np.ndarray]:
+        vectors = _encode_for(self.model, task)(texts, batch_size=self.batch_size, convert_to_numpy=True)
         return {"embedding": np.asarray(vectors, dtype=np.float32)}
+
+
+def _encode_for(model: SentenceTransformer, task: str | None):
+    """``model.encode``, ``encode_query`` or ``encode_document`` for ``task`` None, "query" or "document"."""
+    methods = {None: model.encode, "query": model.encode_query, "document": model.encode_document}
+    if task not in methods:
+        raise ValueError(f"Unknown task {task!r}. Fix: use None, 'query' or 'document'.")
+    return methods[task]
 
 
 def _reference_folder(name: str) -> Path:

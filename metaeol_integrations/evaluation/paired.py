@@ -139,15 +139,7 @@ def paired_bootstrap(
 def read_run_predictions(path: str | os.PathLike, tasks: Sequence[str] | None = None) -> tuple[str, list[STSPredictions]]:
     """The label and per-task STS predictions stored in a ``metaeol eval`` JSON file (optionally only ``tasks``)."""
     file = Path(path)
-    if not file.is_file():
-        raise IncomparableRunsError(f"No run file {str(file)!r}. Fix: give the JSON file that `metaeol eval` wrote.")
-    try:
-        record = json.loads(file.read_text(encoding="utf-8"))
-        label, results = record["meta"].get("label", file.stem), record["results"]
-    except (ValueError, KeyError, TypeError, AttributeError) as error:
-        raise IncomparableRunsError(
-            f"{str(file)!r} is not a `metaeol eval` result file ({error}). Fix: give the JSON file it wrote."
-        ) from error
+    label, results = _read_record(file)
     predictions = []
     for result in results:
         if result.get("kind") != "sts" or (tasks and result["task"] not in tasks):
@@ -164,16 +156,101 @@ def read_run_predictions(path: str | os.PathLike, tasks: Sequence[str] | None = 
     return label, predictions
 
 
+@dataclass(frozen=True)
+class QueryScores:
+    """One retrieval run's per-query metrics (x100), ``values[metric][i]`` for ``query_ids[i]``."""
+
+    task: str
+    query_ids: list[str]
+    values: dict[str, np.ndarray]
+    main: str
+
+
+def paired_query_bootstrap(
+    a: QueryScores, b: QueryScores, label_a: str = "A", label_b: str = "B", resamples: int = 1000, seed: int = 0,
+    level: float = 0.95, names: dict[str, str] | None = None,
+) -> PairedComparison:
+    """Paired percentile bootstrap of mean(A) - mean(B) over the same queries, one row per metric.
+
+    The queries are resampled once (``rng.integers(0, n, size=(resamples, n))``) and every metric is scored on the
+    same draws; the row that decides the verdict (``average``) is the main metric (nDCG@10).
+    """
+    if a.task != b.task or sorted(a.query_ids) != sorted(b.query_ids) or set(a.values) != set(b.values):
+        raise IncomparableRunsError(
+            f"The runs scored different queries or metrics ({a.task}: {len(a.query_ids)} queries vs {b.task}: "
+            f"{len(b.query_ids)}). Fix: re-run one with the other's task, --split, --queries, --corpus-sample and seed."
+        )
+    if resamples < 1:
+        raise ValueError("resamples must be at least 1.")
+    order = {query: i for i, query in enumerate(b.query_ids)}
+    aligned = [order[query] for query in a.query_ids]
+    n = len(a.query_ids)
+    draws = np.random.default_rng(seed).integers(0, n, size=(resamples, n))
+    tail = (1 - level) / 2 * 100
+    rows = []
+    for metric, values_a in a.values.items():
+        diffs = values_a - b.values[metric][aligned]
+        low, high = np.percentile(diffs[draws].mean(axis=1), [tail, 100 - tail])
+        name = (names or {}).get(metric, metric)
+        rows.append(Difference(name, n, float(values_a.mean()), float(b.values[metric].mean()), float(diffs.mean()),
+                               float(low), float(high)))
+    main = next(row for row, metric in zip(rows, a.values) if metric == a.main)
+    return PairedComparison(label_a, label_b, rows, main, resamples, seed, level)
+
+
+def _read_record(path: str | os.PathLike) -> tuple[str, list[dict]]:
+    file = Path(path)
+    if not file.is_file():
+        raise IncomparableRunsError(f"No run file {str(file)!r}. Fix: give the JSON file that `metaeol eval` wrote.")
+    try:
+        record = json.loads(file.read_text(encoding="utf-8"))
+        return record["meta"].get("label", file.stem), list(record["results"])
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        raise IncomparableRunsError(
+            f"{str(file)!r} is not a `metaeol eval` result file ({error}). Fix: give the JSON file it wrote."
+        ) from error
+
+
+def read_query_scores(path: str | os.PathLike) -> tuple[str, QueryScores]:
+    """The label and per-query metrics stored in a ``metaeol eval retrieval`` JSON file."""
+    label, results = _read_record(path)
+    found = [r for r in results if r.get("kind") == "retrieval"]
+    if len(found) != 1:
+        raise IncomparableRunsError(f"{str(path)!r} holds no single retrieval result. Fix: give the JSON file that "
+                                    "`metaeol eval retrieval` wrote.")
+    result = found[0]
+    query_ids = list(result["per_query"])
+    metrics = list(result["scores"])
+    values = {m: np.asarray([result["per_query"][q][m] for q in query_ids], dtype=np.float64) for m in metrics}
+    main = "ndcg_at_10" if "ndcg_at_10" in values else metrics[0]
+    return label, QueryScores(f"{result['task']} ({result['split']}, {result['n_documents']} docs)", query_ids,
+                              values, main)
+
+
+def is_retrieval_run(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a ``metaeol eval retrieval`` result file."""
+    return any(result.get("kind") == "retrieval" for result in _read_record(path)[1])
+
+
 def compare_runs(
     path_a: str | os.PathLike, path_b: str | os.PathLike, tasks: Sequence[str] | None = None,
     resamples: int = 1000, seed: int = 0, level: float = 0.95,
 ) -> PairedComparison:
-    """Paired bootstrap comparison of two ``metaeol eval`` JSON files on their shared STS pairs."""
-    label_a, a = read_run_predictions(path_a, tasks)
-    label_b, b = read_run_predictions(path_b, tasks)
+    """Paired bootstrap comparison of two ``metaeol eval`` JSON files: on their shared STS pairs, or, for retrieval
+    runs, over their shared queries (per metric; the verdict follows nDCG@10)."""
+    if is_retrieval_run(path_a) or is_retrieval_run(path_b):
+        from metaeol_integrations.evaluation.retrieval import METRIC_NAMES
+
+        (label_a, a), (label_b, b) = read_query_scores(path_a), read_query_scores(path_b)
+        compare = lambda la, lb: paired_query_bootstrap(a, b, la, lb, resamples=resamples, seed=seed, level=level,  # noqa: E731
+                                                        names=METRIC_NAMES)
+    else:
+        label_a, sts_a = read_run_predictions(path_a, tasks)
+        label_b, sts_b = read_run_predictions(path_b, tasks)
+        compare = lambda la, lb: paired_bootstrap(sts_a, sts_b, la, lb, resamples=resamples, seed=seed, level=level)  # noqa: E731
     if label_a == label_b:
         label_a, label_b = f"{label_a} ({Path(path_a).name})", f"{label_b} ({Path(path_b).name})"
-    return paired_bootstrap(a, b, label_a, label_b, resamples=resamples, seed=seed, level=level)
+    return compare(label_a, label_b)
 
 
 def comparison_table(comparison: PairedComparison) -> str:
@@ -181,7 +258,9 @@ def comparison_table(comparison: PairedComparison) -> str:
     percent = f"{comparison.level:.0%}"
     lines = [f"| task | N | {comparison.label_a} | {comparison.label_b} | A - B | paired {percent} CI |",
              "|---|---|---|---|---|---|"]
-    for row in [*comparison.tasks, comparison.average]:
+    # A retrieval comparison decides on one of its metric rows; print that row once.
+    extra = [] if comparison.average in comparison.tasks else [comparison.average]
+    for row in [*comparison.tasks, *extra]:
         mark = " *" if row.excludes_zero else ""
         lines.append(f"| {row.name} | {row.n:,} | {row.score_a:.2f} | {row.score_b:.2f} | {row.difference:+.2f}{mark} "
                      f"| [{row.ci_low:+.2f}, {row.ci_high:+.2f}] |")
