@@ -30,11 +30,13 @@ from metaeol_integrations.errors import (
     WeightsModeError,
 )
 from metaeol_integrations.loading import export, load, save
+from metaeol_integrations.postprocessing import CorpusCenter, add_embed_filter, fit_center
 from metaeol_integrations.presets import DEFAULT_PRESET, PRESETS, Preset
 
 __all__ = [
     "DEFAULT_PRESET",
     "ClusterResourcesError",
+    "CorpusCenter",
     "DataNotFoundError",
     "IncomparableRunsError",
     "InputIdError",
@@ -57,7 +59,9 @@ __all__ = [
     "UnsupportedModelError",
     "WeightsModeError",
     "__version__",
+    "add_embed_filter",
     "export",
+    "fit_center",
     "load",
     "preprocess_sentence",
     "save",

@@ -21,7 +21,7 @@ from metaeol_integrations.presets import DEFAULT_PRESET, PRESETS, Preset
 _MODULE_TYPE = f"{MetaEOL.__module__}.{MetaEOL.__name__}"
 # A saved folder may only name these module classes: we pass trust_remote_code=True on the user's behalf to import
 # our own class, and that must not let a folder import anything else.
-_ALLOWED_MODULE_PREFIXES = ("sentence_transformers.",)
+_ALLOWED_MODULE_PREFIXES = ("sentence_transformers.", "metaeol_integrations.postprocessing.")
 
 
 

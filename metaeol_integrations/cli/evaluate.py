@@ -96,6 +96,10 @@ def _label(args: argparse.Namespace, layer: int | None) -> str:
     parts = [Path(args.model).name if Path(args.model).exists() else args.model]
     if args.pooling == "mean":
         parts.append("mean pooling")
+    if getattr(args, "embed_filter", None):
+        parts.append(f"EmbedFilter tau {args.embed_filter}")
+    if getattr(args, "center", None):
+        parts.append("centered on " + ("corpus" if args.center == "corpus" else Path(args.center).name))
     elif args.templates:
         parts.append(str(args.templates) if isinstance(args.templates, str) else "custom templates")
     if getattr(args, "token_prepending", None):
@@ -171,7 +175,9 @@ def cmd_retrieval(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
     data = data.with_queries(split_queries(queries, args.split, args.seed)).with_documents(docs)
     encoder = None if args.model in BM25_MODELS else _encoder(args)
     retriever = retriever_for(args.model, encoder, cache_dir=args.cache_dir, layer=args.layer)
-    sampling = {"split": args.split, "queries": args.queries, "corpus_sample": args.corpus_sample, "seed": args.seed}
+    postprocessing = _postprocessing(args, retriever)
+    sampling = {"split": args.split, "queries": args.queries, "corpus_sample": args.corpus_sample, "seed": args.seed,
+                **postprocessing}
     result = evaluate_retrieval(retriever, data, split=args.split, n_documents_total=total_docs, sampling=sampling)
     label = args.label or _label(args, args.layer)
     meta = {"label": label, "model": args.model, "pooling": args.pooling, "layer": args.layer,
@@ -182,6 +188,39 @@ def cmd_retrieval(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
     paths = write_retrieval_results(args.out, _slug(f"{label}-{data.name}-{args.split}"), result, meta)
     out.write("wrote " + ", ".join(str(path) for path in paths) + "\n")
     return 0
+
+
+def _postprocessing(args: argparse.Namespace, retriever: Any) -> dict[str, Any]:
+    """Set the harness-side EmbedFilter / centering of ``eval retrieval`` on ``retriever``; what was set, for the
+    run's record."""
+    if args.embed_filter is None and args.center is None:
+        return {}
+    from metaeol_integrations.evaluation.encoders import MetaEOLEncoder
+    from metaeol_integrations.evaluation.retrieval import PostProcessing
+
+    encoder = getattr(retriever, "encoder", None)
+    if not isinstance(encoder, MetaEOLEncoder):
+        raise UsageError("--embed-filter / --center post-process a MetaEOL model's vectors. Fix: use a MetaEOL model.")
+    projection = fit_vectors = None
+    record: dict[str, Any] = {}
+    if args.embed_filter is not None:
+        from metaeol_integrations.postprocessing import embed_filter
+
+        projection = embed_filter(encoder.module, args.embed_filter).linear.weight.detach().double().numpy()
+        record["embed_filter"] = args.embed_filter
+    center = args.center
+    if center is not None and center != "corpus":
+        texts = [line.strip() for line in Path(center).read_text(encoding="utf-8").splitlines() if line.strip()]
+        if not texts:
+            raise UsageError(f"{center} holds no text. Fix: one document per line.")
+        arrays, _ = retriever.embed(texts, "document")
+        fit_vectors = retriever.select(arrays)
+        record["center"] = {"file": Path(center).name, "texts": len(texts)}
+        center = "texts"
+    elif center == "corpus":
+        record["center"] = "corpus"
+    retriever.transform = PostProcessing(projection, center, fit_vectors)
+    return record
 
 
 def cmd_compare(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
@@ -375,6 +414,12 @@ def add_eval_commands(commands: argparse._SubParsersAction, templates_type: Any,
                            "distractors (0 = the whole corpus); the same for both --split halves")
     retrieval.add_argument("--layer", type=int, help="MetaEOL: score this layer's vector (hidden_states numbering; "
                            "write negative values as --layer=-2), from the same cached pass")
+    retrieval.add_argument("--embed-filter", type=int, metavar="TAU",
+                           help="EmbedFilter: project the vectors onto the middle d/TAU singular band of the LLM's "
+                           "unembedding matrix (what metaeol_integrations.add_embed_filter adds to a model)")
+    retrieval.add_argument("--center", metavar="corpus|FILE",
+                           help="remove a mean vector from queries and documents, fitted on the evaluated corpus "
+                           "('corpus') or on the documents in FILE, one per line (what fit_center adds to a model)")
     _add_encoder_options(retrieval, templates_type, default_model, add_method_options,
                          extra_models=", 'bm25' (bm25s, English stop words), 'bm25-stemmed' (plus Snowball stemming)")
     retrieval.set_defaults(handler=cmd_retrieval)

@@ -243,6 +243,27 @@ def cmd_export(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
     return 0
 
 
+def cmd_fit_center(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
+    from metaeol_integrations.loading import save
+    from metaeol_integrations.postprocessing import add_embed_filter, fit_center
+
+    texts = [text for text in _read_texts(args, stdin) if text.strip()]
+    if not texts:
+        raise UsageError("no documents to fit on. Fix: --file FILE with one document per line (or '-' for stdin).")
+    if args.limit and len(texts) > args.limit:
+        import random
+
+        texts = random.Random(args.seed).sample(texts, args.limit)
+    model = _load_model(args)
+    if args.embed_filter is not None:
+        add_embed_filter(model, args.embed_filter)
+    fit_center(model, texts, batch_size=args.batch_size, show_progress_bar=not args.quiet)
+    folder = save(model, args.output_dir, weights=args.weights)
+    out.write(f"wrote {folder}: {args.model} with its mean over {len(texts)} documents removed"
+              + (f" after EmbedFilter (tau {args.embed_filter})" if args.embed_filter is not None else "") + "\n")
+    return 0
+
+
 def _methods_label(preset: Preset) -> str:
     """Token Prepending / Contrastive Prompting settings of a preset in the CLI's own notation, '-' if none."""
     parts = []
@@ -318,6 +339,26 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--revision", help="hub revision of a hub-id NAME (recorded in a weightless folder)")
     _add_model_options(export, with_model=False)
     export.set_defaults(handler=cmd_export)
+
+    center = commands.add_parser(
+        "fit-center", help="fit corpus mean removal on your documents and save the model with it",
+        description="Embed a sample of your documents, store their mean vector in a CorpusCenter module after the "
+        "MetaEOL module (optionally after EmbedFilter) and save the model folder; queries and documents embedded "
+        "with the saved model have that mean removed (docs/retrieval.md).",
+    )
+    center.add_argument("output_dir", help="folder to write")
+    center.add_argument("texts", nargs="*", help="documents (or use --file, or pipe them on stdin)")
+    center.add_argument("--file", help="read one document per line from this file ('-' for stdin)")
+    center.add_argument("--limit", type=int, default=2000, help="fit on a seeded sample of at most N documents "
+                        "(default 2000; 0 = all)")
+    center.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    center.add_argument("--embed-filter", type=int, metavar="TAU",
+                        help="add EmbedFilter (middle d/TAU singular band of the unembedding) before centering")
+    center.add_argument("--weights", choices=("reference", "copy"), help="how to store the LLM (as for export)")
+    center.add_argument("--batch-size", type=int, default=16, help="texts per batch (default 16)")
+    center.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _add_model_options(center)
+    center.set_defaults(handler=cmd_fit_center)
 
     add_eval_commands(commands, _templates, DEFAULT_PRESET, add_method_options)
 

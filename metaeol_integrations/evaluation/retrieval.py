@@ -149,6 +149,32 @@ VectorTransform = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarra
 """(query vectors, document vectors) -> the same after a post-processing step (e.g. removing the corpus mean)."""
 
 
+@dataclass(frozen=True)
+class PostProcessing:
+    """Post-pooling steps the harness applies to cached vectors, so each is measured without re-embedding:
+    EmbedFilter's projection (``projection``, k x d) and then removal of a mean: of the evaluated corpus's document
+    vectors (``center="corpus"``) or of ``fit_vectors`` (``center="texts"``: documents of your choice). They compute
+    what :func:`metaeol_integrations.add_embed_filter` and :func:`metaeol_integrations.fit_center` add to a model."""
+
+    projection: np.ndarray | None = None
+    center: str | None = None
+    fit_vectors: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.center not in (None, "corpus", "texts"):
+            raise ValueError(f"Unknown centering {self.center!r}. Fix: use 'corpus' or 'texts'.")
+        if (self.center == "texts") != (self.fit_vectors is not None):
+            raise ValueError("center='texts' needs fit_vectors (and only it uses them).")
+
+    def __call__(self, queries: np.ndarray, documents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        project = (lambda x: x) if self.projection is None else (lambda x: np.asarray(x, np.float64) @ self.projection.T)
+        queries, documents = project(queries), project(documents)
+        if self.center is not None:
+            mean = (documents if self.center == "corpus" else project(self.fit_vectors)).mean(axis=0)
+            queries, documents = queries - mean, documents - mean
+        return queries, documents
+
+
 class DenseRetriever(Retriever):
     """Exact cosine search over the whole corpus: queries via ``encode_query``, documents via ``encode_document``,
     both through the on-disk embedding cache (one cache per task, so query and document templates never mix)."""
@@ -169,7 +195,7 @@ class DenseRetriever(Retriever):
         cache = self.caches[task]
         missing = len({text for text in texts if text not in cache})
         arrays = cache.get_or_compute(texts, lambda chunk: self.encoder.encode(chunk, task=task),
-                                      chunk_size=64, description=f"{task}s", show_progress=self.show_progress)
+                                      chunk_size=64, description={"query": "queries", "document": "documents"}[task], show_progress=self.show_progress)
         return arrays, missing
 
     def retrieve(self, data: RetrievalData, k: int = RUN_DEPTH) -> tuple[Run, int]:

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 from sentence_transformers import SentenceTransformer
 
 from metaeol_integrations.loading import load
+from metaeol_integrations.postprocessing import fit_center
 from metaeol_integrations.presets import DEFAULT_PRESET
 
 
@@ -77,6 +78,12 @@ class MetaEOLEmbeddings(BaseModel, Embeddings):
         kwargs = self._encode_kwargs(self.query_encode_kwargs or self.encode_kwargs)
         kwargs["show_progress_bar"] = False
         return self._model.encode_query([text], **kwargs)[0].tolist()
+
+    def fit_center(self, texts: list[str]) -> MetaEOLEmbeddings:
+        """Fit corpus mean removal on a sample of the documents you will index (see
+        :func:`metaeol_integrations.fit_center`); embed the documents after this call. Returns ``self``."""
+        fit_center(self._model, list(texts), batch_size=self.batch_size, show_progress_bar=self.show_progress)
+        return self
 
     async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
         """Embed documents in a worker thread, leaving the event loop free."""

@@ -11,6 +11,7 @@ from pydantic import Field, PrivateAttr
 from sentence_transformers import SentenceTransformer
 
 from metaeol_integrations.loading import load
+from metaeol_integrations.postprocessing import fit_center
 from metaeol_integrations.presets import DEFAULT_PRESET
 
 
@@ -78,6 +79,12 @@ class MetaEOLEmbedding(BaseEmbedding):
             convert_to_numpy=True,
         )
         return vectors.tolist()
+
+    def fit_center(self, texts: list[str]) -> MetaEOLEmbedding:
+        """Fit corpus mean removal on a sample of the node texts you will index (see
+        :func:`metaeol_integrations.fit_center`); build the index after this call. Returns ``self``."""
+        fit_center(self._model, list(texts), batch_size=self.embed_batch_size, show_progress_bar=self.show_progress_bar)
+        return self
 
     def _get_query_embedding(self, query: str) -> Embedding:
         return self._encode([query], is_query=True)[0]
