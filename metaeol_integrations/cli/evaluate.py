@@ -223,6 +223,50 @@ def _postprocessing(args: argparse.Namespace, retriever: Any) -> dict[str, Any]:
     return record
 
 
+def cmd_fuse(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
+    from metaeol_integrations.evaluation.beir import read_beir
+    from metaeol_integrations.evaluation.retrieval import (
+        METRIC_NAMES,
+        RetrievalResult,
+        fuse_runs,
+        read_trec_run,
+        write_retrieval_results,
+    )
+
+    records, runs = [], []
+    for path in args.runs:
+        record = json.loads(Path(path).read_text(encoding="utf-8"))
+        result = next((r for r in record.get("results", []) if r.get("kind") == "retrieval"), None)
+        run_file = Path(path[: -len(".json")] + ".run.trec.gz") if path.endswith(".json") else None
+        if result is None or run_file is None or not run_file.is_file():
+            raise UsageError(f"{path} is not an `eval retrieval` JSON with its .run.trec.gz beside it. Fix: give the "
+                             "JSON files `metaeol eval retrieval` wrote.")
+        records.append((record, result))
+        runs.append(read_trec_run(run_file))
+    first = records[0][1]
+    if any((r["task"], r["split"], r["n_documents"], sorted(r["per_query"])) !=
+           (first["task"], first["split"], first["n_documents"], sorted(first["per_query"])) for _, r in records):
+        raise UsageError("the runs scored different queries or corpora. Fix: fuse runs of the same task, --split, "
+                         "--queries, --corpus-sample and seed.")
+    data = read_beir(first["task"] if args.data_dir is None else None, args.data_dir)
+    data = data.with_queries([q for q in data.query_ids if q in first["per_query"]])
+    weights = [float(w) for w in args.weights.split(",")] if args.weights else None
+    fused = fuse_runs(runs, args.method, weights=weights, rrf_k=args.rrf_k)
+    labels = [record["meta"].get("label", "run") for record, _ in records]
+    label = args.label or f"{' + '.join(labels)} ({args.method})"
+    result = RetrievalResult.from_run(fused, data, split=first["split"], n_documents_total=first["n_documents_total"],
+                                      protocol=f"fusion of {len(runs)} runs by ranx ({args.method}); pytrec_eval",
+                                      sampling=first.get("sampling", {}))
+    result.n_documents = first["n_documents"]
+    meta = {"label": label, "fused": args.runs, "method": args.method, "weights": weights, "rrf_k": args.rrf_k,
+            **first.get("sampling", {})}
+    scores = ", ".join(f"{METRIC_NAMES[m]} {v:.2f}" for m, v in result.scores.items())
+    out.write(f"{label} on {first['task']} ({first['split']}): {scores} (N={result.n_queries} queries)\n")
+    paths = write_retrieval_results(args.out, _slug(f"{label}-{first['task']}-{first['split']}"), result, meta)
+    out.write("wrote " + ", ".join(str(path) for path in paths) + "\n")
+    return 0
+
+
 def cmd_compare(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
     from metaeol_integrations.evaluation.paired import comparison_table, compare_runs
 
@@ -386,7 +430,7 @@ def add_eval_commands(commands: argparse._SubParsersAction, templates_type: Any,
         "it). Prints a paper-style table and writes JSON and Markdown to --out. `eval compare` tells whether one "
         "run beats another on the same pairs.",
     )
-    suites = evaluate.add_subparsers(dest="suite", required=True, metavar="{sts,transfer,all,retrieval,compare}")
+    suites = evaluate.add_subparsers(dest="suite", required=True, metavar="{sts,transfer,all,retrieval,fuse,compare}")
     for suite, what in (("sts", "the 7 STS tasks"), ("transfer", "the 7 transfer tasks"), ("all", "all 14 tasks")):
         run = suites.add_parser(suite, help=f"score {what}", description=f"Score a model on {what}.")
         run.add_argument("--layer", type=int, help="score this layer's vector (hidden_states numbering, -1 = last); "
@@ -423,6 +467,24 @@ def add_eval_commands(commands: argparse._SubParsersAction, templates_type: Any,
     _add_encoder_options(retrieval, templates_type, default_model, add_method_options,
                          extra_models=", 'bm25' (bm25s, English stop words), 'bm25-stemmed' (plus Snowball stemming)")
     retrieval.set_defaults(handler=cmd_retrieval)
+
+    fuse = suites.add_parser(
+        "fuse", help="hybrid retrieval: fuse two or more `eval retrieval` runs (e.g. a dense model and BM25)",
+        description="Fuse the stored runs of `metaeol eval retrieval` (same task, split and corpus) with ranx and "
+        "score the fused run: rrf (reciprocal-rank fusion, k=60, equal weights: what LangChain's EnsembleRetriever "
+        "and LlamaIndex's QueryFusionRetriever do by default) or minmax (weighted sum of min-max normalised scores). "
+        "Each run contributes its top 100 documents per query.",
+    )
+    fuse.add_argument("runs", nargs="+", help="JSON files written by `metaeol eval retrieval` (their .run.trec.gz "
+                      "files must be beside them)")
+    fuse.add_argument("--method", choices=("rrf", "minmax"), default="rrf", help="fusion (default rrf)")
+    fuse.add_argument("--weights", help="minmax: comma-separated weight per run (default equal)")
+    fuse.add_argument("--rrf-k", type=int, default=60, help="rrf: the k in 1 / (k + rank) (default 60)")
+    fuse.add_argument("--data-dir", help="the BEIR folder of the runs' task, for its judgements (default: as for "
+                      "`eval retrieval`)")
+    fuse.add_argument("--out", default="eval-results", help="folder for the JSON/Markdown/run output")
+    fuse.add_argument("--label", help="name of the fused run (default: the runs' labels and the method)")
+    fuse.set_defaults(handler=cmd_fuse)
 
     compare = suites.add_parser(
         "compare", help="paired bootstrap difference of two runs' STS or retrieval scores",

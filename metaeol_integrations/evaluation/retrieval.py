@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import os
 import time
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -290,3 +291,34 @@ def write_retrieval_results(out_dir: str | os.PathLike, stem: str, result: Retri
         f"| {header} | seconds |\n|---|---|---|---|\n| {cells} | {result.seconds:.0f} |\n", encoding="utf-8")
     run_path = write_trec_run(folder / f"{stem}.run.trec.gz", result.run or {}, tag=str(meta.get("label", "run"))[:40].replace(" ", "_"))
     return json_path, md_path, run_path
+
+
+FUSION_METHODS = ("rrf", "minmax")
+
+
+def fuse_runs(runs: list[Run], method: str = "rrf", weights: list[float] | None = None, rrf_k: int = 60) -> Run:
+    """Hybrid retrieval by ``ranx``: reciprocal-rank fusion (``rrf``: sum of 1 / (k + rank), equal weights, k=60,
+    what LangChain's ``EnsembleRetriever`` and LlamaIndex's ``QueryFusionRetriever`` do by default) or a weighted
+    sum of per-query min-max normalised scores (``minmax``). Each query keeps its best :data:`RUN_DEPTH` documents."""
+    try:
+        from ranx import Run as RanxRun
+        from ranx import fuse
+    except ImportError as error:
+        raise missing_extra("eval", "ranx") from error
+    if method not in FUSION_METHODS:
+        raise ValueError(f"Unknown fusion {method!r}. Fix: use one of {', '.join(FUSION_METHODS)}.")
+    if len({frozenset(run) for run in runs}) != 1:
+        raise ValueError("The runs hold different queries. Fix: fuse runs of the same queries.")
+    ranx_runs = [RanxRun({query: dict(docs) for query, docs in run.items()}) for run in runs]
+    weights = list(weights or [1 / len(runs)] * len(runs))
+    if len(weights) != len(runs):
+        raise ValueError(f"{len(weights)} weights for {len(runs)} runs. Fix: one weight per run.")
+    with warnings.catch_warnings():
+        # numba's note on an index cast inside ranx's min-max kernel; harmless at these sizes.
+        warnings.simplefilter("ignore")
+        if method == "rrf":
+            fused = fuse(ranx_runs, method="rrf", params={"k": rrf_k})
+        else:
+            fused = fuse(ranx_runs, norm="min-max", method="wsum", params={"weights": weights})
+    return {query: dict(sorted(docs.items(), key=lambda item: item[1], reverse=True)[:RUN_DEPTH])
+            for query, docs in fused.to_dict().items()}

@@ -228,3 +228,57 @@ def test_bm25_on_full_scifact_is_within_one_point_of_beirs_published_score():
     result = evaluate_retrieval(BM25Retriever(), data)
     assert isinstance(result, RetrievalResult) and result.n_queries == 300 and result.n_documents == 5183
     assert abs(result.scores["ndcg_at_10"] - 66.5) <= 1.0
+
+
+def test_rrf_fusion_scores_are_cormacks_and_order_documents_as_langchains_ensemble_retriever():
+    from langchain_classic.retrievers import EnsembleRetriever
+    from langchain_community.retrievers import BM25Retriever as LangChainBM25
+    from langchain_core.documents import Document
+
+    from metaeol_integrations.evaluation.retrieval import fuse_runs
+
+    rng = np.random.default_rng(0)
+    docs = [f"d{i}" for i in range(30)]
+    runs = [{q: {d: float(s) for d, s in zip(rng.permutation(docs)[:20], rng.normal(size=20))} for q in ("a", "b")}
+            for _ in range(2)]
+    fused = fuse_runs(runs, "rrf")
+    placeholder = LangChainBM25.from_texts(["x"])
+    ensemble = EnsembleRetriever(retrievers=[placeholder, placeholder], weights=[0.5, 0.5])
+    for query in ("a", "b"):
+        ranked = [_ranking(run[query]) for run in runs]
+        expected = {}
+        for ranking in ranked:
+            for rank, doc in enumerate(ranking, start=1):
+                expected[doc] = expected.get(doc, 0.0) + 1 / (60 + rank)
+        assert fused[query] == pytest.approx(expected)
+        order = ensemble.weighted_reciprocal_rank([[Document(page_content=d) for d in r] for r in ranked])
+        scores = [fused[query][doc.page_content] for doc in order]
+        assert scores == sorted(scores, reverse=True)
+
+
+def test_minmax_fusion_is_the_weighted_sum_of_min_max_normalised_scores():
+    from metaeol_integrations.evaluation.retrieval import fuse_runs
+
+    runs = [{"q": {"x": 3.0, "y": 1.0, "z": 2.0}}, {"q": {"x": 0.1, "y": 0.5, "w": 0.3}}]
+    fused = fuse_runs(runs, "minmax", weights=[0.7, 0.3])
+    assert fused["q"] == pytest.approx({"x": 0.7 * 1.0, "y": 0.3 * 1.0, "z": 0.7 * 0.5, "w": 0.3 * 0.5})
+    with pytest.raises(ValueError, match="one weight per run"):
+        fuse_runs(runs, "minmax", weights=[1.0])
+
+
+def test_cli_eval_fuse_scores_the_fused_run_of_two_stored_runs(tiny_model_dir, fake_beir, tmp_path, capsys):
+    from metaeol_integrations.evaluation.retrieval import fuse_runs
+
+    common = ["--data-dir", str(fake_beir), "--out", str(tmp_path), "--cache-dir", str(tmp_path / "cache")]
+    assert main(["eval", "retrieval", "--model", str(tiny_model_dir), "--label", "tiny", *common]) == 0
+    assert main(["eval", "retrieval", "--model", "bm25", *common]) == 0
+    runs = [str(tmp_path / "tiny-fake-all.json"), str(tmp_path / "bm25-fake-all.json")]
+    assert main(["eval", "fuse", *runs, "--data-dir", str(fake_beir), "--out", str(tmp_path), "--label", "hybrid"]) == 0
+    assert "hybrid on fake (all): nDCG@10" in capsys.readouterr().out
+    stored = read_trec_run(tmp_path / "hybrid-fake-all.run.trec.gz")
+    expected = fuse_runs([read_trec_run(r.replace(".json", ".run.trec.gz")) for r in runs], "rrf")
+    assert stored["q0"] == pytest.approx(expected["q0"], abs=1e-6)
+    result = json.loads((tmp_path / "hybrid-fake-all.json").read_text())["results"][0]
+    assert result["per_query"] == score_run(stored, beir.read_beir(data_dir=fake_beir).qrels)
+    assert main(["eval", "compare", str(tmp_path / "hybrid-fake-all.json"), runs[1]]) == 0
+    assert main(["eval", "fuse", runs[0], str(tmp_path / "nothing.json"), "--data-dir", str(fake_beir)]) == 1  # unreadable

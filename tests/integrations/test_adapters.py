@@ -179,7 +179,8 @@ def test_smollm2_retrieval_through_llama_index(smollm2):
     assert np.mean(hits) >= MIN_TOP1, hits
 
 
-@pytest.mark.parametrize("script", ["rag_langchain.py", "rag_llamaindex.py"])
+@pytest.mark.parametrize("script", ["rag_langchain.py", "rag_llamaindex.py", "hybrid_langchain.py",
+                                    "hybrid_llamaindex.py"])
 def test_examples_run_offline(script, tiny_model_dir, tmp_path):
     path = Path(__file__).parents[2] / "examples" / script
     extra = ["--persist-dir", str(tmp_path)] if script == "rag_llamaindex.py" else []
