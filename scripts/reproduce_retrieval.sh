@@ -24,6 +24,7 @@ row() {  # label, task, corpus sample, eval retrieval options...
   done
 }
 
+main() {  # one function, read whole before it runs: editing this file during a run cannot derail it
 smol=metaeol-smollm2-135m
 # Full corpora: the lexical baselines and the trained reference encoder.
 for task in scifact nfcorpus; do
@@ -41,3 +42,5 @@ row "SmolLM2 mean pooling (sample $SAMPLE)" scifact "$SAMPLE" --model "$smol" --
 row "SmolLM2 MetaEOL (sample $SAMPLE)" scifact "$SAMPLE" --model "$smol"
 # metaeol-plus-smollm2-135m is MetaEOL read at layer 28: the same cached pass.
 row "SmolLM2 MetaEOL layer 28 = plus preset (sample $SAMPLE)" scifact "$SAMPLE" --model "$smol" --layer 28
+}
+main "$@"

@@ -25,8 +25,12 @@ def _add_encoder_options(parser: argparse.ArgumentParser, templates_type: Any, d
     parser.add_argument("--pooling", choices=("last-token", "mean"), default="last-token",
                         help="last-token: MetaEOL/PromptEOL (default); mean: the no-prompt mean-pooling baseline")
     parser.add_argument("--templates", type=templates_type,
-                        help="metaeol (default), prompteol, pcot, ke, ck, an ensemble such as metaeol+ke, or a JSON file")
+                        help="metaeol (default), prompteol, pcot, ke, ck, retrieval-document, retrieval-query, an ensemble "
+                        "such as metaeol+ke, or a JSON file")
     parser.add_argument("--max-seq-length", type=int, help="longest prompt in tokens")
+    parser.add_argument("--query-templates", type=templates_type, metavar="TEMPLATES",
+                        help="templates for queries (encode_query) only, e.g. retrieval-query; --templates then "
+                        "applies to documents and every other text")
     if add_method_options is not None:
         add_method_options(parser)
     parser.add_argument("--dtype", help="float32 (default), bfloat16 or float16")
@@ -71,7 +75,7 @@ def _encoder(args: argparse.Namespace):
         args.model, pooling=args.pooling, templates=args.templates, max_seq_length=args.max_seq_length,
         dtype=args.dtype, device=args.device, batch_size=args.batch_size,
         token_prepending=getattr(args, "token_prepending", None), contrastive=getattr(args, "contrastive", None),
-        quantize=getattr(args, "quantize", None),
+        quantize=getattr(args, "quantize", None), query_templates=getattr(args, "query_templates", None),
     )
 
 
@@ -102,6 +106,9 @@ def _label(args: argparse.Namespace, layer: int | None) -> str:
         parts.append("centered on " + ("corpus" if args.center == "corpus" else Path(args.center).name))
     elif args.templates:
         parts.append(str(args.templates) if isinstance(args.templates, str) else "custom templates")
+    if getattr(args, "query_templates", None):
+        query = args.query_templates
+        parts.append("queries " + (query if isinstance(query, str) else "custom templates"))
     if getattr(args, "token_prepending", None):
         tp = args.token_prepending
         parts.append("TP" if tp is True else f"TP {tp[0]}-{tp[1]}")

@@ -100,7 +100,8 @@ def _add_model_options(parser: argparse.ArgumentParser, with_model: bool = True)
     if with_model:
         parser.add_argument("--model", default=DEFAULT_PRESET, help=f"preset, model folder or .gguf file (default: {DEFAULT_PRESET})")
     parser.add_argument("--templates", type=_templates,
-                        help="metaeol, prompteol, pcot, ke, ck, an ensemble joined by '+' (e.g. metaeol+ke), or a JSON "
+                        help="metaeol, prompteol, pcot, ke, ck, retrieval-document, retrieval-query, an ensemble joined by '+' "
+                        "(e.g. metaeol+ke), or a JSON "
                         "file {meta_task: [template, ...]}")
     parser.add_argument("--layer", type=_layers, help="output layer, or comma-separated layers to average; -1 = last (write negative lists as --layer=-2,-1)")
     parser.add_argument("--max-seq-length", type=int, help="longest prompt in tokens (the sentence is truncated inside its slot)")

@@ -327,9 +327,24 @@ KE_TEMPLATES = TemplateSet(
 # CK (Contrastive Prompting paper, arXiv 2505.12831): the mean of the PCoT and KE embeddings.
 CK_TEMPLATES = TemplateSet.ensemble({"pcot": PCOT_TEMPLATES, "ke": KE_TEMPLATES}, name="ck")
 
+# Retrieval prompts in the manner of PromptReps (Zhuang et al., 2024: "Use one word to represent the passage in a
+# retrieval task"), one for each side, with our one-word ending: documents via `templates`, queries via
+# `task_templates={"query": "retrieval-query"}` (docs/retrieval.md).
+RETRIEVAL_DOCUMENT_TEMPLATES = TemplateSet(
+    (MetaTask("retrieval-document", ('Passage : "{sentence}" Use one word to represent the passage in a retrieval '
+                                     'task. This passage means in one word:"',)),),
+    name="retrieval-document",
+)
+RETRIEVAL_QUERY_TEMPLATES = TemplateSet(
+    (MetaTask("retrieval-query", ('Query : "{sentence}" Use one word to represent the query in a retrieval task. '
+                                  'This query means in one word:"',)),),
+    name="retrieval-query",
+)
+
 BUILTIN_TEMPLATE_SETS: Mapping[str, TemplateSet] = MappingProxyType(
     {
         template_set.name: template_set
-        for template_set in (METAEOL_TEMPLATES, PROMPTEOL_TEMPLATES, PCOT_TEMPLATES, KE_TEMPLATES, CK_TEMPLATES)
+        for template_set in (METAEOL_TEMPLATES, PROMPTEOL_TEMPLATES, PCOT_TEMPLATES, KE_TEMPLATES, CK_TEMPLATES,
+                             RETRIEVAL_DOCUMENT_TEMPLATES, RETRIEVAL_QUERY_TEMPLATES)
     }
 )

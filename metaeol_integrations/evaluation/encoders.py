@@ -65,7 +65,9 @@ class MetaEOLEncoder(Encoder):
         # Keys appear only when a method is on, so the cache of plain MetaEOL runs keeps its key.
         methods = {key: value for key, value in (("token_prepending", self.module.token_prepending),
                                                  ("contrastive", self.module.contrastive),
-                                                 ("quantize", self.module.quantize)) if value}
+                                                 ("quantize", self.module.quantize),
+                                                 ("task_templates", self.module.task_templates),
+                                                 ("postprocessing", _postprocessing_identity(self.model))) if value}
         return {
             **methods,
             "kind": "metaeol",
@@ -108,6 +110,20 @@ class SentenceTransformerEncoder(Encoder):
     def encode(self, texts: list[str], task: str | None = None) -> dict[str, np.ndarray]:
         vectors = _encode_for(self.model, task)(texts, batch_size=self.batch_size, convert_to_numpy=True)
         return {"embedding": np.asarray(vectors, dtype=np.float32)}
+
+
+def _postprocessing_identity(model: SentenceTransformer) -> list[dict[str, Any]]:
+    """The modules after MetaEOL (EmbedFilter, centering, ...): type, config and a digest of their weights."""
+    import hashlib
+
+    steps = []
+    for module in list(model)[1:]:
+        digest = hashlib.sha256()
+        for name, tensor in sorted(module.state_dict().items()):
+            digest.update(name.encode() + tensor.detach().cpu().float().numpy().tobytes())
+        config = module.get_config_dict() if hasattr(module, "get_config_dict") else {}
+        steps.append({"type": type(module).__name__, "config": config, "weights": digest.hexdigest()[:16]})
+    return steps
 
 
 def _encode_for(model: SentenceTransformer, task: str | None):
@@ -154,6 +170,7 @@ def build_encoder(
     token_prepending: bool | list[int] | None = None,
     contrastive: bool | dict | None = None,
     quantize: str | None = None,
+    query_templates: str | None = None,
 ) -> Encoder:
     """An encoder for a preset, MetaEOL folder, LLM folder or ``.gguf`` file, a reference encoder name, or any
     SentenceTransformer folder. ``pooling="mean"`` builds the mean-pooling baseline over the same base LLM."""
@@ -176,7 +193,8 @@ def build_encoder(
     model_kwargs = {"dtype": dtype} if dtype else None
     metaeol = load(model, templates=templates, layer=layer, max_seq_length=max_seq_length,
                    model_kwargs=model_kwargs, device=device, token_prepending=token_prepending,
-                   contrastive=contrastive, quantize=quantize)
+                   contrastive=contrastive, quantize=quantize,
+                   task_templates={"query": query_templates} if query_templates else None)
     if pooling == "mean":
         module: MetaEOL = metaeol[0]
         base_folder = module.auto_model.name_or_path
