@@ -100,6 +100,8 @@ def _label(args: argparse.Namespace, layer: int | None) -> str:
     parts = [Path(args.model).name if Path(args.model).exists() else args.model]
     if args.pooling == "mean":
         parts.append("mean pooling")
+    if getattr(args, "chunk_tokens", None):
+        parts.append(f"chunks of {args.chunk_tokens} tokens")
     if getattr(args, "embed_filter", None):
         parts.append(f"EmbedFilter tau {args.embed_filter}")
     if getattr(args, "center", None):
@@ -181,10 +183,11 @@ def cmd_retrieval(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
     docs = sample_corpus(data.with_queries(queries), args.corpus_sample, args.seed)
     data = data.with_queries(split_queries(queries, args.split, args.seed)).with_documents(docs)
     encoder = None if args.model in BM25_MODELS else _encoder(args)
-    retriever = retriever_for(args.model, encoder, cache_dir=args.cache_dir, layer=args.layer)
+    retriever = retriever_for(args.model, encoder, cache_dir=args.cache_dir, layer=args.layer,
+                              chunk_tokens=args.chunk_tokens)
     postprocessing = _postprocessing(args, retriever)
     sampling = {"split": args.split, "queries": args.queries, "corpus_sample": args.corpus_sample, "seed": args.seed,
-                **postprocessing}
+                **postprocessing, **({"chunk_tokens": args.chunk_tokens} if args.chunk_tokens else {})}
     result = evaluate_retrieval(retriever, data, split=args.split, n_documents_total=total_docs, sampling=sampling)
     label = args.label or _label(args, args.layer)
     meta = {"label": label, "model": args.model, "pooling": args.pooling, "layer": args.layer,
@@ -465,6 +468,9 @@ def add_eval_commands(commands: argparse._SubParsersAction, templates_type: Any,
                            "distractors (0 = the whole corpus); the same for both --split halves")
     retrieval.add_argument("--layer", type=int, help="MetaEOL: score this layer's vector (hidden_states numbering; "
                            "write negative values as --layer=-2), from the same cached pass")
+    retrieval.add_argument("--chunk-tokens", type=int, metavar="N",
+                           help="chunked pooling: embed a document longer than N tokens as windows of N tokens, each "
+                           "prompted, and average their vectors (default: whole documents, truncated in the slot)")
     retrieval.add_argument("--embed-filter", type=int, metavar="TAU",
                            help="EmbedFilter: project the vectors onto the middle d/TAU singular band of the LLM's "
                            "unembedding matrix (what metaeol_integrations.add_embed_filter adds to a model)")

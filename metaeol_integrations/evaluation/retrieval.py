@@ -176,15 +176,31 @@ class PostProcessing:
         return queries, documents
 
 
+def token_windows(text: str, tokenizer: Any, size: int) -> list[str]:
+    """``text`` cut into consecutive pieces of at most ``size`` tokens of ``tokenizer`` (at token boundaries, by
+    character offsets, so every character is in exactly one piece); a text of ``size`` tokens or fewer is one piece."""
+    if size < 1:
+        raise ValueError("A window holds at least one token. Fix: e.g. --chunk-tokens 128.")
+    offsets = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+    if len(offsets) <= size:
+        return [text]
+    starts = [offsets[i][0] for i in range(0, len(offsets), size)]
+    return [text[start:end] for start, end in zip(starts, [*starts[1:], len(text)])]
+
+
 class DenseRetriever(Retriever):
     """Exact cosine search over the whole corpus: queries via ``encode_query``, documents via ``encode_document``,
-    both through the on-disk embedding cache (one cache per task, so query and document templates never mix)."""
+    both through the on-disk embedding cache (one cache per task, so query and document templates never mix).
+
+    ``chunk_tokens``: a document longer than that many tokens is embedded as consecutive windows of that size, each
+    prompted on its own, and its vector is the mean of the windows' vectors (chunked pooling); queries are whole."""
 
     def __init__(self, encoder: Encoder, cache_dir: str | os.PathLike | None = None, select: Callable | None = None,
-                 transform: VectorTransform | None = None, show_progress: bool = True) -> None:
+                 transform: VectorTransform | None = None, show_progress: bool = True,
+                 chunk_tokens: int | None = None) -> None:
         self.encoder, self.name = encoder, encoder.name
         self.select = select or (lambda arrays: arrays["embedding"])
-        self.transform, self.show_progress = transform, show_progress
+        self.transform, self.show_progress, self.chunk_tokens = transform, show_progress, chunk_tokens
         self.caches = {task: EmbeddingCache(cache_dir, {**encoder.identity(), "task": task})
                        for task in ("query", "document")}
 
@@ -199,11 +215,24 @@ class DenseRetriever(Retriever):
                                       chunk_size=64, description={"query": "queries", "document": "documents"}[task], show_progress=self.show_progress)
         return arrays, missing
 
+    def document_vectors(self, texts: list[str]) -> tuple[np.ndarray, int]:
+        """One (selected) vector per document, chunk-pooled when ``chunk_tokens`` is set, and how many texts were
+        computed rather than read from the cache."""
+        if not self.chunk_tokens:
+            arrays, computed = self.embed(texts, "document")
+            return self.select(arrays), computed
+        tokenizer = self.encoder.module.tokenizer
+        pieces = [token_windows(text, tokenizer, self.chunk_tokens) for text in texts]
+        arrays, computed = self.embed([piece for windows in pieces for piece in windows], "document")
+        vectors = np.asarray(self.select(arrays), dtype=np.float64)
+        bounds = np.cumsum([0] + [len(windows) for windows in pieces])
+        return np.stack([vectors[start:end].mean(axis=0) for start, end in zip(bounds[:-1], bounds[1:])]), computed
+
     def retrieve(self, data: RetrievalData, k: int = RUN_DEPTH) -> tuple[Run, int]:
         # Documents first: they are the long job, and the cache keeps each finished chunk if the run is stopped.
-        documents, computed_docs = self.embed(data.doc_texts, "document")
+        d, computed_docs = self.document_vectors(data.doc_texts)
         queries, computed_queries = self.embed(data.query_texts, "query")
-        q, d = self.select(queries), self.select(documents)
+        q = self.select(queries)
         if self.transform is not None:
             q, d = self.transform(q, d)
         return top_k_run(cosine_scores(q, d), data.query_ids, data.doc_ids, k), computed_docs + computed_queries
@@ -260,7 +289,7 @@ BM25_MODELS = {"bm25": False, "bm25-stemmed": True}
 
 
 def retriever_for(model: str, encoder: Encoder | None = None, *, cache_dir: str | os.PathLike | None = None,
-                  layer: int | None = None, show_progress: bool = True) -> Retriever:
+                  layer: int | None = None, show_progress: bool = True, chunk_tokens: int | None = None) -> Retriever:
     """BM25 for ``bm25`` / ``bm25-stemmed``, else exact cosine search with ``encoder`` (``layer``: read that layer's
     prompt mean from the cached per-layer arrays instead of the model's own vector)."""
     if model in BM25_MODELS:
@@ -271,7 +300,10 @@ def retriever_for(model: str, encoder: Encoder | None = None, *, cache_dir: str 
         raise ValueError(f"{model!r} needs an encoder.")
     from metaeol_integrations.evaluation.runner import View
 
-    return DenseRetriever(encoder, cache_dir=cache_dir, select=View(layer=layer).select, show_progress=show_progress)
+    if chunk_tokens and not hasattr(encoder, "module"):
+        raise ValueError("Chunked pooling cuts documents with a MetaEOL model's tokenizer. Fix: use a MetaEOL model.")
+    return DenseRetriever(encoder, cache_dir=cache_dir, select=View(layer=layer).select, show_progress=show_progress,
+                          chunk_tokens=chunk_tokens)
 
 
 def write_retrieval_results(out_dir: str | os.PathLike, stem: str, result: RetrievalResult,

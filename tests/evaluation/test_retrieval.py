@@ -282,3 +282,29 @@ def test_cli_eval_fuse_scores_the_fused_run_of_two_stored_runs(tiny_model_dir, f
     assert result["per_query"] == score_run(stored, beir.read_beir(data_dir=fake_beir).qrels)
     assert main(["eval", "compare", str(tmp_path / "hybrid-fake-all.json"), runs[1]]) == 0
     assert main(["eval", "fuse", runs[0], str(tmp_path / "nothing.json"), "--data-dir", str(fake_beir)]) == 1  # unreadable
+
+
+def test_token_windows_cover_the_text_at_token_boundaries(tiny):
+    from metaeol_integrations.evaluation.retrieval import token_windows
+
+    tokenizer = tiny[0].tokenizer
+    text = "The quick brown fox jumps over the lazy dog. " * 7
+    windows = token_windows(text, tokenizer, 10)
+    assert "".join(windows) == text and len(windows) > 1
+    assert all(len(tokenizer(w, add_special_tokens=False)["input_ids"]) <= 11 for w in windows)  # BPE may merge 1
+    assert token_windows("short text", tokenizer, 10) == ["short text"]
+    with pytest.raises(ValueError, match="at least one token"):
+        token_windows(text, tokenizer, 0)
+
+
+def test_chunked_pooling_is_the_mean_of_the_windows_document_vectors(tiny, fake_beir, tmp_path):
+    from metaeol_integrations.evaluation.retrieval import token_windows
+
+    data = beir.read_beir(data_dir=fake_beir)
+    retriever = DenseRetriever(MetaEOLEncoder(tiny, "tiny"), cache_dir=tmp_path, show_progress=False, chunk_tokens=4)
+    vectors, _ = retriever.document_vectors(data.doc_texts[:4])
+    for text, vector in zip(data.doc_texts[:4], vectors):
+        windows = token_windows(text, tiny[0].tokenizer, 4)
+        assert len(windows) > 1
+        np.testing.assert_allclose(vector, tiny.encode_document(windows).astype(np.float64).mean(axis=0),
+                                   rtol=1e-5, atol=1e-6)
