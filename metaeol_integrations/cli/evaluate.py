@@ -163,7 +163,7 @@ def cmd_eval(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
 
 
 def cmd_retrieval(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
-    from metaeol_integrations.evaluation.beir import read_beir, sample_corpus, sample_queries, split_queries
+    from metaeol_integrations.evaluation.beir import evaluation_data
     from metaeol_integrations.evaluation.retrieval import (
         BM25_MODELS,
         METRIC_NAMES,
@@ -177,11 +177,9 @@ def cmd_retrieval(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
         raise UsageError("eval retrieval needs --task or --data-dir. Fix: e.g. --task scifact.")
     if args.model in BM25_MODELS and args.layer is not None:
         raise UsageError("--layer reads a MetaEOL model's layers; BM25 has none. Fix: drop --layer.")
-    data = read_beir(args.task, args.data_dir)  # before loading a model, so missing data fails fast
-    total_docs = len(data.doc_ids)
-    queries = sample_queries(data.query_ids, args.queries, args.seed)
-    docs = sample_corpus(data.with_queries(queries), args.corpus_sample, args.seed)
-    data = data.with_queries(split_queries(queries, args.split, args.seed)).with_documents(docs)
+    # Read before loading a model, so missing data fails fast.
+    data, total_docs = evaluation_data(args.task, args.data_dir, split=args.split, queries=args.queries,
+                                       corpus_sample=args.corpus_sample, seed=args.seed)
     encoder = None if args.model in BM25_MODELS else _encoder(args)
     retriever = retriever_for(args.model, encoder, cache_dir=args.cache_dir, layer=args.layer,
                               chunk_tokens=args.chunk_tokens)

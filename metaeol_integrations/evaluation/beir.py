@@ -134,3 +134,16 @@ def sample_corpus(data: RetrievalData, size: int, seed: int = 0) -> set[str]:
     others = [doc for doc in sorted(data.doc_ids) if doc not in judged]
     order = np.random.default_rng(seed).permutation(len(others))
     return judged | {others[i] for i in order[: max(size - len(judged), 0)]}
+
+
+def evaluation_data(task: str | None, data_dir: str | os.PathLike | None = None, *, split: str = "all",
+                    queries: int = 0, corpus_sample: int = 0, seed: int = 0) -> tuple[RetrievalData, int]:
+    """The queries and documents one retrieval run scores, and the full corpus's size.
+
+    Order of the cuts: a seeded sample of ``queries`` (0 = all), then the corpus sample around *those* queries'
+    judged documents, then the ``split`` half of them, so the dev and test halves of one setting share one corpus.
+    """
+    data = read_beir(task, data_dir)
+    chosen = sample_queries(data.query_ids, queries, seed)
+    documents = sample_corpus(data.with_queries(chosen), corpus_sample, seed)
+    return data.with_queries(split_queries(chosen, split, seed)).with_documents(documents), len(data.doc_ids)

@@ -1,0 +1,119 @@
+"""Score one template set's cached retrieval vectors under every readout layer x EmbedFilter band x centering, on a
+query half (choose on `dev`, never on `test`), without re-embedding: one `eval retrieval` run fills the cache first.
+
+Centering: none, the evaluated corpus's mean ("corpus"), or the mean of unrelated general-domain text ("sts-b":
+seeded STS-B train sentences from the SentEval folder, encoded as documents), the fit a shipped model can carry.
+Usage: python scripts/retrieval_grid.py --templates prompteol [--query-templates retrieval-query] \
+           [--split dev] [--taus 0,2,4,8] [--layers -1,-2,...] --out docs/results/retrieval/grids
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+
+from metaeol_integrations.evaluation.beir import evaluation_data
+from metaeol_integrations.evaluation.encoders import build_encoder
+from metaeol_integrations.evaluation.retrieval import (
+    METRICS,
+    PostProcessing,
+    RetrievalResult,
+    cosine_scores,
+    retriever_for,
+    top_k_run,
+)
+from metaeol_integrations.evaluation.runner import View
+
+UNRELATED_TEXTS = 1000
+
+
+def unrelated_texts(data_dir: str | None, n: int = UNRELATED_TEXTS, seed: int = 0) -> list[str]:
+    """Seeded general-domain English sentences (STS-B train, both sides) for a centering fit that knows no corpus."""
+    from metaeol_integrations.evaluation.data import read_sts_benchmark
+
+    pairs = read_sts_benchmark("train", data_dir)
+    texts = sorted(set(pairs.sentences1) | set(pairs.sentences2))
+    return random.Random(seed).sample(texts, min(n, len(texts)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="metaeol-smollm2-135m")
+    parser.add_argument("--templates")
+    parser.add_argument("--query-templates")
+    parser.add_argument("--pooling", default="last-token")
+    parser.add_argument("--task", default="scifact")
+    parser.add_argument("--data-dir")
+    parser.add_argument("--senteval-dir")
+    parser.add_argument("--split", default="dev", choices=("dev", "test", "all"))
+    parser.add_argument("--corpus-sample", type=int, default=500)
+    parser.add_argument("--queries", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--layers", help="comma-separated hidden_states layers (default: every layer)")
+    parser.add_argument("--taus", default="0,2,4,8", help="EmbedFilter band widths d/tau; 0 = no filter")
+    parser.add_argument("--centers", default="none,corpus,sts-b")
+    parser.add_argument("--chunk-tokens", type=int)
+    parser.add_argument("--cache-dir")
+    parser.add_argument("--label", required=True)
+    parser.add_argument("--out", default="docs/results/retrieval/grids")
+    args = parser.parse_args()
+
+    data, total = evaluation_data(args.task, args.data_dir, split=args.split, queries=args.queries,
+                                  corpus_sample=args.corpus_sample, seed=args.seed)
+    encoder = build_encoder(args.model, pooling=args.pooling, templates=args.templates,
+                            query_templates=args.query_templates)
+    retriever = retriever_for(args.model, encoder, cache_dir=args.cache_dir, chunk_tokens=args.chunk_tokens)
+    is_metaeol = hasattr(encoder, "module")
+    layers = ([int(v) for v in args.layers.split(",")] if args.layers
+              else list(range(-1, -encoder.num_layers - 2, -1)) if is_metaeol else [None])
+    taus = [int(v) for v in args.taus.split(",")] if is_metaeol else [0]
+    centers = args.centers.split(",")
+    fit_texts = unrelated_texts(args.senteval_dir, seed=args.seed) if "sts-b" in centers else []
+
+    projections = {0: None}
+    if any(taus):
+        from metaeol_integrations.postprocessing import embed_filter
+
+        for tau in filter(None, taus):  # one SVD of the unembedding per band width, not per layer
+            projections[tau] = embed_filter(encoder.module, tau).linear.weight.detach().double().numpy()
+    rows = []
+    for layer in layers:
+        retriever.select = View(layer=layer).select
+        documents, _ = retriever.document_vectors(data.doc_texts)
+        queries = retriever.select(retriever.embed(data.query_texts, "query")[0])
+        unrelated = retriever.select(retriever.embed(fit_texts, "document")[0]) if fit_texts else None
+        for tau in taus:
+            for center in centers:
+                post = PostProcessing(projections[tau], {"none": None, "corpus": "corpus", "sts-b": "texts"}[center],
+                                      unrelated if center == "sts-b" else None)
+                q, d = post(queries, documents)
+                run = top_k_run(cosine_scores(q, d), data.query_ids, data.doc_ids)
+                result = RetrievalResult.from_run(run, data, split=args.split, n_documents_total=total)
+                rows.append({"layer": layer, "embed_filter": tau or None, "center": center,
+                             **{m: round(result.scores[m], 3) for m in METRICS}})
+                print(f"layer {layer} tau {tau} center {center}: nDCG@10 {result.scores['ndcg_at_10']:.2f}", flush=True)
+    best = max(rows, key=lambda row: row["ndcg_at_10"])
+    record = {"label": args.label, "model": args.model, "templates": args.templates,
+              "query_templates": args.query_templates, "pooling": args.pooling, "chunk_tokens": args.chunk_tokens,
+              "task": args.task, "split": args.split, "corpus_sample": args.corpus_sample, "seed": args.seed,
+              "n_queries": len(data.query_ids), "n_documents": len(data.doc_ids),
+              "unrelated_fit": f"{len(fit_texts)} seeded STS-B train sentences" if fit_texts else None,
+              "best": best, "rows": rows}
+    folder = Path(args.out)
+    folder.mkdir(parents=True, exist_ok=True)
+    slug = "".join(c if c.isalnum() or c in "._-" else "-" for c in args.label).strip("-")
+    path = folder / f"{slug}-{args.task}-{args.split}-grid.json"
+    path.write_text(json.dumps(record, indent=1), encoding="utf-8")
+    print(f"best on {args.task} {args.split} (N={len(data.query_ids)}): {best}; wrote {path}")
+    last = [r for r in rows if r["layer"] in (-1, None) and not r["embed_filter"] and r["center"] == "none"]
+    if last:
+        print(f"plain (last layer, no post-processing): {last[0]['ndcg_at_10']:.2f}; mean over grid "
+              f"{np.mean([r['ndcg_at_10'] for r in rows]):.2f}")
+
+
+if __name__ == "__main__":
+    main()
