@@ -15,7 +15,7 @@ from sentence_transformers import SentenceTransformer
 from metaeol_integrations.core.backbone import check_dtype_on_device, is_hub_id
 from metaeol_integrations.core.module import MetaEOL
 from metaeol_integrations.core.templates import TemplateSpec
-from metaeol_integrations.errors import QuantizationError, UnknownModelError
+from metaeol_integrations.errors import QuantizationError, UnknownModelError, UnsupportedModelError
 from metaeol_integrations.presets import DEFAULT_PRESET, PRESETS, Preset
 
 _MODULE_TYPE = f"{MetaEOL.__module__}.{MetaEOL.__name__}"
@@ -119,6 +119,7 @@ def load(
         settings = {**preset.settings(), **overrides}
         module = MetaEOL(preset.base_model_source(), base_model=preset.base_model_label, **settings, **backbone_kwargs)
         model = SentenceTransformer(modules=[module], device=device, **sentence_transformer_kwargs)
+        _add_preset_postprocessing(model, preset)
         _check_dtype(model)
         _attach_model_card(model, preset)
         return model
@@ -145,6 +146,23 @@ def load(
     _check_dtype(model)
     _attach_model_card(model)
     return model
+
+
+def _add_preset_postprocessing(model: SentenceTransformer, preset: Preset) -> None:
+    """A preset's EmbedFilter and shipped centering mean, as modules after MetaEOL (saved with the model)."""
+    from metaeol_integrations.postprocessing import add_embed_filter, shipped_center
+
+    if preset.embed_filter is not None:
+        add_embed_filter(model, preset.embed_filter)
+    if preset.center is not None:
+        center = shipped_center(preset.center)
+        if center.dimension != model.get_embedding_dimension():
+            raise UnsupportedModelError(
+                f"Preset {preset.name!r}: its centering mean has {center.dimension} dimensions, the model's vectors "
+                f"{model.get_embedding_dimension()} (a layer or filter override changed them). Fix: drop the override "
+                "or fit your own with metaeol_integrations.fit_center."
+            )
+        model.append(center.to(model.device))
 
 
 def _load_sentence_transformer(

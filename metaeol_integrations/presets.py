@@ -87,6 +87,12 @@ class Preset:
     # Later training-free methods on top of the templates (module keywords; None: off).
     token_prepending: tuple[int, int] | None = None
     contrastive: Mapping[str, Any] | None = None
+    # Template sets for sentence-transformers tasks (e.g. {"query": "retrieval-query"}); None: one set for all.
+    task_templates: Mapping[str, str] | None = None
+    # Post-pooling steps added after the MetaEOL module: EmbedFilter's band width d/tau, and the file (in
+    # metaeol_integrations/postprocessing/means/) of a centering mean shipped with the package.
+    embed_filter: int | None = None
+    center: str | None = None
 
     def settings(self) -> dict[str, Any]:
         """The MetaEOL module keywords this preset sets (methods only when on)."""
@@ -95,6 +101,8 @@ class Preset:
             settings["token_prepending"] = list(self.token_prepending)
         if self.contrastive is not None:
             settings["contrastive"] = dict(self.contrastive)
+        if self.task_templates is not None:
+            settings["task_templates"] = dict(self.task_templates)
         return settings
 
     def base_model_source(self) -> str:
