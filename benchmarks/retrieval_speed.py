@@ -1,0 +1,104 @@
+"""Documents per second of every retrieval row, measured side by side in one process on the same seeded SciFact
+abstracts (title + text, as the harness embeds them), for the nDCG@10-against-cost frontier of docs/retrieval.md.
+
+Each configuration is warmed up on a few other documents first (prefix caches, lazy imports), then timed on the
+sample with batch size 16 (best of --rounds rounds, each in a fresh shuffled order). BM25's figure is indexing the
+sample (bm25s, English stop words): it shows the scale, not a comparable cost.
+
+Run:  .venv/bin/python benchmarks/retrieval_speed.py [--documents 24] [--rounds 1]
+Writes benchmarks/results/retrieval_speed.json and .md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import random
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SMOL = "metaeol-smollm2-135m"
+
+# label -> (model, load()/encoder options, chunk tokens). The RAG preset's EmbedFilter and centering cost one small
+# matrix product per vector; its forward pass is its template set's.
+CONFIGURATIONS = {
+    "all-MiniLM-L6-v2": ("all-minilm-l6-v2", {}, None),
+    "SmolLM2 mean pooling": (SMOL, {"pooling": "mean"}, None),
+    "SmolLM2 PromptEOL": (SMOL, {"templates": "prompteol"}, None),
+    "SmolLM2 KE": (SMOL, {"templates": "ke"}, None),
+    "SmolLM2 retrieval prompts": (SMOL, {"templates": "retrieval-document", "query_templates": "retrieval-query"}, None),
+    "SmolLM2 PromptEOL, chunks of 128 tokens": (SMOL, {"templates": "prompteol"}, 128),
+    "SmolLM2 MetaEOL": (SMOL, {"templates": "metaeol"}, None),
+}
+
+
+def sample_documents(n: int, seed: int = 0) -> list[str]:
+    from metaeol_integrations.evaluation.beir import read_beir
+
+    data = read_beir("scifact")
+    return random.Random(seed).sample(data.doc_texts, n)
+
+
+def time_configuration(label: str, documents: list[str], warmup: list[str], rounds: int) -> float:
+    """Best documents/s over ``rounds`` for one configuration."""
+    from metaeol_integrations.evaluation.encoders import build_encoder
+    from metaeol_integrations.evaluation.retrieval import DenseRetriever
+
+    model, options, chunk = CONFIGURATIONS[label]
+    encoder = build_encoder(model, batch_size=16, **options)
+    retriever = DenseRetriever(encoder, cache_dir=None, show_progress=False, chunk_tokens=chunk)
+    # Bypass the on-disk cache: every round computes every vector.
+    retriever.embed = lambda texts, task: (encoder.encode(list(texts), task=task), len(texts))  # type: ignore[method-assign]
+    retriever.document_vectors(warmup)
+    best = 0.0
+    for round_ in range(rounds):
+        order = random.Random(round_).sample(documents, len(documents))
+        start = time.perf_counter()
+        retriever.document_vectors(order)
+        best = max(best, len(order) / (time.perf_counter() - start))
+    return best
+
+
+def bm25_documents_per_second(documents: list[str]) -> float:
+    import bm25s
+
+    start = time.perf_counter()
+    bm25s.BM25().index(bm25s.tokenize(documents, stopwords="en", show_progress=False), show_progress=False)
+    return len(documents) / (time.perf_counter() - start)
+
+
+def main() -> None:
+    import torch
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--documents", type=int, default=24)
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "retrieval_speed"))
+    args = parser.parse_args()
+
+    sample = sample_documents(args.documents + 4)
+    documents, warmup = sample[: args.documents], sample[args.documents :]
+    rows = {"BM25 (indexing)": bm25_documents_per_second(documents)}
+    for label in CONFIGURATIONS:
+        rows[label] = time_configuration(label, documents, warmup, args.rounds)
+        print(f"{label}: {rows[label]:.2f} documents/s", flush=True)
+    record = {
+        "documents": args.documents, "rounds": args.rounds, "batch_size": 16, "dataset": "SciFact corpus, seed 0",
+        "torch_threads": torch.get_num_threads(), "machine": platform.processor() or platform.machine(),
+        "documents_per_second": rows,
+        "relative_to_metaeol": {label: value / rows["SmolLM2 MetaEOL"] for label, value in rows.items()},
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(record, indent=2), encoding="utf-8")
+    lines = [f"# Documents/s on {args.documents} SciFact abstracts (one process, side by side, batch 16, "
+             f"{torch.get_num_threads()} threads)", "", "| configuration | documents/s | x MetaEOL |", "|---|---|---|"]
+    lines += [f"| {label} | {value:.2f} | {record['relative_to_metaeol'][label]:.1f} |" for label, value in rows.items()]
+    out.with_suffix(".md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print(f"wrote {out.with_suffix('.json')} and .md")
+
+
+if __name__ == "__main__":
+    main()
