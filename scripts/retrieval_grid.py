@@ -25,10 +25,17 @@ from metaeol_integrations.evaluation.retrieval import (
     cosine_scores,
     retriever_for,
     top_k_run,
+    write_retrieval_results,
 )
 from metaeol_integrations.evaluation.runner import View
 
 UNRELATED_TEXTS = 1000
+
+
+def slug_of(label: str) -> str:
+    from metaeol_integrations.cli.evaluate import _slug
+
+    return _slug(label)
 
 
 def unrelated_texts(data_dir: str | None, n: int = UNRELATED_TEXTS, seed: int = 0) -> list[str]:
@@ -60,13 +67,20 @@ def main() -> None:
     parser.add_argument("--cache-dir")
     parser.add_argument("--label", required=True)
     parser.add_argument("--out", default="docs/results/retrieval/grids")
+    parser.add_argument("--write-run", metavar="FOLDER",
+                        help="with one layer, tau and center: also write that setting's run as `eval retrieval` does "
+                        "(JSON with per-query scores, Markdown, TREC run) into FOLDER, for `eval compare` / `eval fuse`")
     args = parser.parse_args()
 
     data, total = evaluation_data(args.task, args.data_dir, split=args.split, queries=args.queries,
                                   corpus_sample=args.corpus_sample, seed=args.seed)
-    encoder = build_encoder(args.model, pooling=args.pooling, templates=args.templates,
-                            query_templates=args.query_templates)
-    retriever = retriever_for(args.model, encoder, cache_dir=args.cache_dir, chunk_tokens=args.chunk_tokens)
+    # An ensemble of built-in sets ("prompteol+ke") is scored from its members' caches: the module's ensemble vector
+    # is the mean of its members' vectors, here each read at the same layer.
+    members = args.templates.split("+") if args.templates and "+" in args.templates else [args.templates]
+    retrievers = [retriever_for(args.model, build_encoder(args.model, pooling=args.pooling, templates=member,
+                                                          query_templates=args.query_templates),
+                                cache_dir=args.cache_dir, chunk_tokens=args.chunk_tokens) for member in members]
+    retriever, encoder = retrievers[0], retrievers[0].encoder
     is_metaeol = hasattr(encoder, "module")
     layers = ([int(v) for v in args.layers.split(",")] if args.layers
               else list(range(-1, -encoder.num_layers - 2, -1)) if is_metaeol else [None])
@@ -82,10 +96,16 @@ def main() -> None:
             projections[tau] = embed_filter(encoder.module, tau).linear.weight.detach().double().numpy()
     rows = []
     for layer in layers:
-        retriever.select = View(layer=layer).select
-        documents, _ = retriever.document_vectors(data.doc_texts)
-        queries = retriever.select(retriever.embed(data.query_texts, "query")[0])
-        unrelated = retriever.select(retriever.embed(fit_texts, "document")[0]) if fit_texts else None
+        documents = queries = unrelated = 0.0
+        for member in retrievers:
+            member.select = View(layer=layer).select
+            documents = documents + member.document_vectors(data.doc_texts)[0] / len(retrievers)
+            queries = queries + np.asarray(member.select(member.embed(data.query_texts, "query")[0]),
+                                           np.float64) / len(retrievers)
+            if fit_texts:
+                unrelated = unrelated + np.asarray(member.select(member.embed(fit_texts, "document")[0]),
+                                                   np.float64) / len(retrievers)
+        unrelated = unrelated if fit_texts else None
         for tau in taus:
             for center in centers:
                 post = PostProcessing(projections[tau], {"none": None, "corpus": "corpus", "sts-b": "texts"}[center],
@@ -95,6 +115,15 @@ def main() -> None:
                 result = RetrievalResult.from_run(run, data, split=args.split, n_documents_total=total)
                 rows.append({"layer": layer, "embed_filter": tau or None, "center": center,
                              **{m: round(result.scores[m], 3) for m in METRICS}})
+                if args.write_run:
+                    result.n_documents_total, result.sampling = total, {
+                        "split": args.split, "queries": args.queries, "corpus_sample": args.corpus_sample,
+                        "seed": args.seed, "layer": layer, "embed_filter": tau or None, "center": center}
+                    meta = {"label": args.label, "model": args.model, "templates": args.templates,
+                            "query_templates": args.query_templates, "computed_by": "scripts/retrieval_grid.py",
+                            **result.sampling}
+                    write_retrieval_results(args.write_run, slug_of(f"{args.label}-{args.task}-{args.split}"),
+                                            result, meta)
                 print(f"layer {layer} tau {tau} center {center}: nDCG@10 {result.scores['ndcg_at_10']:.2f}", flush=True)
     best = max(rows, key=lambda row: row["ndcg_at_10"])
     record = {"label": args.label, "model": args.model, "templates": args.templates,
@@ -105,8 +134,7 @@ def main() -> None:
               "best": best, "rows": rows}
     folder = Path(args.out)
     folder.mkdir(parents=True, exist_ok=True)
-    slug = "".join(c if c.isalnum() or c in "._-" else "-" for c in args.label).strip("-")
-    path = folder / f"{slug}-{args.task}-{args.split}-grid.json"
+    path = folder / f"{slug_of(args.label)}-{args.task}-{args.split}-grid.json"
     path.write_text(json.dumps(record, indent=1), encoding="utf-8")
     print(f"best on {args.task} {args.split} (N={len(data.query_ids)}): {best}; wrote {path}")
     last = [r for r in rows if r["layer"] in (-1, None) and not r["embed_filter"] and r["center"] == "none"]
