@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -29,22 +29,13 @@ from metaeol_integrations.evaluation.retrieval import (
 )
 from metaeol_integrations.evaluation.runner import View
 
-UNRELATED_TEXTS = 1000
-
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fit_preset_center import fit_texts as unrelated_texts  # noqa: E402  (the texts a shipped mean is fitted on)
 
 def slug_of(label: str) -> str:
     from metaeol_integrations.cli.evaluate import _slug
 
     return _slug(label)
-
-
-def unrelated_texts(data_dir: str | None, n: int = UNRELATED_TEXTS, seed: int = 0) -> list[str]:
-    """Seeded general-domain English sentences (STS-B train, both sides) for a centering fit that knows no corpus."""
-    from metaeol_integrations.evaluation.data import read_sts_benchmark
-
-    pairs = read_sts_benchmark("train", data_dir)
-    texts = sorted(set(pairs.sentences1) | set(pairs.sentences2))
-    return random.Random(seed).sample(texts, min(n, len(texts)))
 
 
 def main() -> None:
