@@ -76,6 +76,7 @@ def load(
     token_prepending: bool | Sequence[int] | None = None,
     contrastive: bool | Mapping[str, Any] | None = None,
     quantize: str | None = None,
+    chunk_tokens: int | None = None,
     model_kwargs: dict[str, Any] | None = None,
     processor_kwargs: dict[str, Any] | None = None,
     config_kwargs: dict[str, Any] | None = None,
@@ -92,7 +93,8 @@ def load(
     ``task_templates`` (e.g. ``{"query": "prompteol"}`` for ``encode_query``), ``layer``, ``max_seq_length``,
     ``prefix_cache``, ``max_tokens_per_forward``, ``token_prepending`` (``True`` or ``(start, exit)``) and
     ``contrastive`` (``True`` or ``{"layer", "mode", "alpha"}``; both in ``docs/methods.md``) and ``quantize``
-    (``"int8"``: int8 Linear layers on the CPU, docs/performance.md) override the preset's or folder's values; ``model_kwargs`` go to ``AutoModel`` (``dtype``,
+    (``"int8"``: int8 Linear layers on the CPU, docs/performance.md) and ``chunk_tokens`` (chunked pooling of long
+    texts: windows of that many tokens, vectors averaged; docs/retrieval.md) override the preset's or folder's values; ``model_kwargs`` go to ``AutoModel`` (``dtype``,
     ``trust_remote_code``...). A hub id may name a shared MetaEOL model (a repository with ``modules.json``, e.g.
     one written by ``metaeol export``) or a base LLM; ``revision`` and ``token`` apply to that repository, and
     the hub cache settings (``HF_HOME``, ``HF_HUB_CACHE``, ``HF_HUB_OFFLINE``) apply as everywhere in
@@ -103,6 +105,7 @@ def load(
         "templates": templates, "task_templates": task_templates, "layer": layer, "max_seq_length": max_seq_length,
         "prefix_cache": prefix_cache, "max_tokens_per_forward": max_tokens_per_forward,
         "token_prepending": token_prepending, "contrastive": contrastive, "quantize": quantize,
+        "chunk_tokens": chunk_tokens,
     }
     overrides = {key: value for key, value in options.items() if value is not None}
     backbone_kwargs = dict(

@@ -93,6 +93,8 @@ class Preset:
     # metaeol_integrations/postprocessing/means/) of a centering mean shipped with the package.
     embed_filter: int | None = None
     center: str | None = None
+    # Chunked pooling of long texts (windows of this many tokens); None: whole texts.
+    chunk_tokens: int | None = None
 
     def settings(self) -> dict[str, Any]:
         """The MetaEOL module keywords this preset sets (methods only when on)."""
@@ -103,6 +105,8 @@ class Preset:
             settings["contrastive"] = dict(self.contrastive)
         if self.task_templates is not None:
             settings["task_templates"] = dict(self.task_templates)
+        if self.chunk_tokens is not None:
+            settings["chunk_tokens"] = self.chunk_tokens
         return settings
 
     def base_model_source(self) -> str:

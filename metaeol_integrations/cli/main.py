@@ -109,6 +109,9 @@ def _add_model_options(parser: argparse.ArgumentParser, with_model: bool = True)
                         help="run every prompt whole instead of reusing the template prefixes' keys/values")
     parser.add_argument("--dtype", help="float32 (default), bfloat16 or float16")
     parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: best available)")
+    parser.add_argument("--chunk-tokens", type=int, metavar="N",
+                        help="chunked pooling: embed a text longer than N tokens as windows of N tokens, each "
+                        "prompted, and average their vectors (docs/retrieval.md)")
     add_method_options(parser)
 
 
@@ -122,6 +125,7 @@ def _load_options(args: argparse.Namespace) -> dict[str, Any]:
         "token_prepending": args.token_prepending,
         "contrastive": args.contrastive,
         "quantize": args.quantize,
+        "chunk_tokens": args.chunk_tokens,
         "model_kwargs": {"dtype": args.dtype} if args.dtype else None,
     }
 

@@ -22,6 +22,7 @@ from metaeol_integrations.core.backbone import (
     resolve_layers,
 )
 from metaeol_integrations.core.batching import PACK_TOKENS, group_rows, length_buckets, token_packs
+from metaeol_integrations.core.chunking import mean_over_windows, split_into_windows
 from metaeol_integrations.core.packing import PACKED_ATTENTION, can_pack, fits_window
 from metaeol_integrations.core.prefix_cache import PrefixKVStore, cache_argument_name
 from metaeol_integrations.core.quantization import check_quantize_mode, dequantized_state_dict, quantize_int8
@@ -80,11 +81,14 @@ class MetaEOL(InputModule):
             ``{"layer": 0-based decoder layer, "mode": "ns" | "nr", "alpha": float}``.
         quantize: ``"int8"`` computes the decoder's Linear layers in int8 on the CPU (``core/quantization.py``;
             faster, slightly different vectors; float32 weights only). None (default): exact float32.
+        chunk_tokens: Chunked pooling (``core/chunking.py``): a text longer than this many tokens is embedded as
+            consecutive windows of this many tokens, each prompted, and gets the mean of their vectors. None
+            (default): one pass per text, long texts truncated inside the slot.
     """
 
     config_keys = [
         "templates", "task_templates", "layer", "max_seq_length", "base_model", "base_model_revision", "weights",
-        "prefix_cache", "max_tokens_per_forward", "token_prepending", "contrastive", "quantize",
+        "prefix_cache", "max_tokens_per_forward", "token_prepending", "contrastive", "quantize", "chunk_tokens",
     ]
     config_file_name = "metaeol_config.json"
     save_in_root = True
@@ -111,8 +115,12 @@ class MetaEOL(InputModule):
         token_prepending: bool | Sequence[int] | None = None,
         contrastive: bool | Mapping[str, Any] | None = None,
         quantize: str | None = None,
+        chunk_tokens: int | None = None,
     ) -> None:
         super().__init__()
+        if chunk_tokens is not None and (isinstance(chunk_tokens, bool) or int(chunk_tokens) < 1):
+            raise ValueError(f"chunk_tokens must be a positive number of tokens, not {chunk_tokens!r}. Fix: e.g. 128.")
+        self.chunk_tokens = None if chunk_tokens is None else int(chunk_tokens)
         self.auto_model, self.tokenizer = load_backbone(
             str(model_name_or_path),
             model_kwargs=model_kwargs,
@@ -302,6 +310,9 @@ class MetaEOL(InputModule):
                     f"MetaEOL embeds strings, but input {index} is a {type(text).__name__}. "
                     "Fix: pass a string or a list of strings."
                 )
+        window_counts = None
+        if self.chunk_tokens is not None:
+            texts, window_counts = split_into_windows(texts, self.tokenizer, self.chunk_tokens)
         prompt_tokenizer = self._task_prompt_tokenizers.get(task, self._prompt_tokenizer)
         batch = prompt_tokenizer.tokenize(texts, prefix=prompt or "")
         use_cache = self.prefix_cache and self._cache_argument is not None
@@ -326,6 +337,8 @@ class MetaEOL(InputModule):
             "prompt_layers": self._layer_plan(templates),
             # None: the plain mean over prompts (bit for bit as before ensembles existed).
             "prompt_weights": None if templates.is_uniform else templates.prompt_weights(),
+            # Chunked pooling: how many consecutive windows belong to each input text (None: one per text).
+            "window_counts": window_counts,
         }
 
     def forward(self, features: dict[str, Any], all_layers: bool = False, **kwargs: Any) -> dict[str, Any]:
@@ -395,6 +408,11 @@ class MetaEOL(InputModule):
         features["sentence_embedding"] = (
             per_prompt.mean(dim=1) if weights is None else (per_prompt * weights.view(1, -1, 1)).sum(dim=1)
         )
+        counts = features.get("window_counts")
+        if counts is not None:  # chunked pooling: each text's vectors are the mean over its windows
+            for key in ("sentence_embedding", "prompt_embeddings", "layer_embeddings"):
+                if key in features:
+                    features[key] = mean_over_windows(features[key], counts)
         return features
 
     def _auxiliary_vectors(self, features: dict[str, Any]) -> torch.Tensor | None:

@@ -67,6 +67,7 @@ class MetaEOLEncoder(Encoder):
                                                  ("contrastive", self.module.contrastive),
                                                  ("quantize", self.module.quantize),
                                                  ("task_templates", self.module.task_templates),
+                                                 ("chunk_tokens", self.module.chunk_tokens),
                                                  ("postprocessing", _postprocessing_identity(self.model))) if value}
         return {
             **methods,

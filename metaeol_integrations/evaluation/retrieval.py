@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from metaeol_integrations._extras import missing_extra
+from metaeol_integrations.core.chunking import split_into_windows
 from metaeol_integrations.evaluation.beir import RetrievalData
 from metaeol_integrations.evaluation.cache import EmbeddingCache
 from metaeol_integrations.evaluation.encoders import Encoder
@@ -176,18 +177,6 @@ class PostProcessing:
         return queries, documents
 
 
-def token_windows(text: str, tokenizer: Any, size: int) -> list[str]:
-    """``text`` cut into consecutive pieces of at most ``size`` tokens of ``tokenizer`` (at token boundaries, by
-    character offsets, so every character is in exactly one piece); a text of ``size`` tokens or fewer is one piece."""
-    if size < 1:
-        raise ValueError("A window holds at least one token. Fix: e.g. --chunk-tokens 128.")
-    offsets = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
-    if len(offsets) <= size:
-        return [text]
-    starts = [offsets[i][0] for i in range(0, len(offsets), size)]
-    return [text[start:end] for start, end in zip(starts, [*starts[1:], len(text)])]
-
-
 class DenseRetriever(Retriever):
     """Exact cosine search over the whole corpus: queries via ``encode_query``, documents via ``encode_document``,
     both through the on-disk embedding cache (one cache per task, so query and document templates never mix).
@@ -221,11 +210,10 @@ class DenseRetriever(Retriever):
         if not self.chunk_tokens:
             arrays, computed = self.embed(texts, "document")
             return self.select(arrays), computed
-        tokenizer = self.encoder.module.tokenizer
-        pieces = [token_windows(text, tokenizer, self.chunk_tokens) for text in texts]
-        arrays, computed = self.embed([piece for windows in pieces for piece in windows], "document")
+        windows, counts = split_into_windows(texts, self.encoder.module.tokenizer, self.chunk_tokens)
+        arrays, computed = self.embed(windows, "document")
         vectors = np.asarray(self.select(arrays), dtype=np.float64)
-        bounds = np.cumsum([0] + [len(windows) for windows in pieces])
+        bounds = np.cumsum([0, *counts])
         return np.stack([vectors[start:end].mean(axis=0) for start, end in zip(bounds[:-1], bounds[1:])]), computed
 
     def retrieve(self, data: RetrievalData, k: int = RUN_DEPTH) -> tuple[Run, int]:

@@ -47,6 +47,7 @@ def write_reference_folder(
     token_prepending: bool | Sequence[int] | None = None,
     contrastive: bool | Mapping | None = None,
     quantize: str | None = None,
+    chunk_tokens: int | None = None,
     similarity_fn_name: str = "cosine",
     measured: str | None = None,
     card_base_model: str | None = None,
@@ -81,6 +82,7 @@ def write_reference_folder(
         "token_prepending": None if (tp := TokenPrepending.coerce(token_prepending)) is None else tp.to_config(),
         "contrastive": None if (cp := ContrastivePrompting.coerce(contrastive)) is None else cp.to_config(),
         "quantize": quantize,
+        "chunk_tokens": chunk_tokens,
     }
 
     folder = Path(output_dir)

@@ -285,7 +285,7 @@ def test_cli_eval_fuse_scores_the_fused_run_of_two_stored_runs(tiny_model_dir, f
 
 
 def test_token_windows_cover_the_text_at_token_boundaries(tiny):
-    from metaeol_integrations.evaluation.retrieval import token_windows
+    from metaeol_integrations.core.chunking import token_windows
 
     tokenizer = tiny[0].tokenizer
     text = "The quick brown fox jumps over the lazy dog. " * 7
@@ -298,7 +298,7 @@ def test_token_windows_cover_the_text_at_token_boundaries(tiny):
 
 
 def test_chunked_pooling_is_the_mean_of_the_windows_document_vectors(tiny, fake_beir, tmp_path):
-    from metaeol_integrations.evaluation.retrieval import token_windows
+    from metaeol_integrations.core.chunking import token_windows
 
     data = beir.read_beir(data_dir=fake_beir)
     retriever = DenseRetriever(MetaEOLEncoder(tiny, "tiny"), cache_dir=tmp_path, show_progress=False, chunk_tokens=4)

@@ -1,0 +1,74 @@
+"""Chunked pooling in the MetaEOL module: a long text's vector is the mean of its windows' vectors, each window
+embedded as a text of its own by the plain model (independent computation), whatever the batch; saved with the model;
+the same vectors the retrieval harness computes from cached windows."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import metaeol_integrations
+from metaeol_integrations.core.chunking import split_into_windows, token_windows
+
+TEXTS = [
+    "The quick brown fox jumps over the lazy dog. Why? Because it can! \"Quotes\" and 'apostrophes'.",
+    "short",
+    "A man is playing a guitar. Someone plays an instrument. The stock market fell today.",
+    "Sentiment, emotion, paraphrase, category, fact, opinion, entity, relation, news, review.",
+]
+
+
+@pytest.fixture(scope="module")
+def chunked(tiny_model_dir):
+    return metaeol_integrations.load(str(tiny_model_dir), device="cpu", chunk_tokens=6)
+
+
+def test_a_texts_vector_is_the_mean_of_its_windows_embedded_alone(chunked, tiny):
+    counts = [len(token_windows(text, tiny[0].tokenizer, 6)) for text in TEXTS]
+    assert counts[1] == 1 and min(counts[0], counts[2], counts[3]) > 2
+    for task in ("query", "document"):
+        vectors = getattr(chunked, f"encode_{task}")(TEXTS)
+        for text, vector in zip(TEXTS, vectors):
+            windows = token_windows(text, tiny[0].tokenizer, 6)
+            expected = getattr(tiny, f"encode_{task}")(windows).astype(np.float64).mean(axis=0)
+            np.testing.assert_allclose(vector, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_chunked_vectors_do_not_depend_on_the_batch(chunked):
+    together = chunked.encode(TEXTS, batch_size=4)
+    alone = np.stack([chunked.encode([text], batch_size=1)[0] for text in TEXTS])
+    pairs = np.stack([chunked.encode(TEXTS[i : i + 2], batch_size=2) for i in (0, 2)]).reshape(len(TEXTS), -1)
+    np.testing.assert_allclose(together, alone, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(together, pairs, rtol=1e-5, atol=1e-6)
+
+
+def test_every_layer_and_prompt_output_is_pooled_per_text(chunked):
+    out = chunked.encode(TEXTS[:2], output_value=None, all_layers=True)
+    assert out[0]["layer_embeddings"].shape == (chunked[0].num_layers + 1, 64)
+    assert out[0]["prompt_embeddings"].shape == (8, 64)
+    np.testing.assert_allclose(out[0]["prompt_embeddings"].mean(dim=0), out[0]["sentence_embedding"], atol=1e-6)
+
+
+def test_chunk_tokens_is_saved_loaded_and_validated(chunked, tiny_model_dir, tmp_path):
+    metaeol_integrations.save(chunked, tmp_path / "chunked")
+    assert json.loads((tmp_path / "chunked" / "metaeol_config.json").read_text())["chunk_tokens"] == 6
+    loaded = metaeol_integrations.load(str(tmp_path / "chunked"))
+    np.testing.assert_array_equal(loaded.encode(TEXTS), chunked.encode(TEXTS))
+    with pytest.raises(ValueError, match="positive number of tokens"):
+        metaeol_integrations.load(str(tiny_model_dir), chunk_tokens=0)
+
+
+def test_windows_split_a_batch_of_texts_in_order(tiny):
+    windows, counts = split_into_windows(TEXTS, tiny[0].tokenizer, 6)
+    assert len(windows) == sum(counts) and "".join(windows[: counts[0]]) == TEXTS[0]
+
+
+def test_harness_chunking_from_cached_windows_equals_the_chunked_model(chunked, tiny, tmp_path):
+    from metaeol_integrations.evaluation.encoders import MetaEOLEncoder
+    from metaeol_integrations.evaluation.retrieval import DenseRetriever
+
+    retriever = DenseRetriever(MetaEOLEncoder(tiny, "tiny"), cache_dir=tmp_path, show_progress=False, chunk_tokens=6)
+    vectors, _ = retriever.document_vectors(TEXTS)
+    np.testing.assert_allclose(vectors, chunked.encode_document(TEXTS), rtol=1e-5, atol=1e-6)
