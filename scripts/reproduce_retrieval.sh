@@ -43,8 +43,10 @@ row "SmolLM2 mean pooling (sample $SAMPLE)" scifact "$SAMPLE" --model "$smol" --
 # Retrieval prompts (PromptReps-style, one per side) and chunked pooling of the documents (windows of 128 tokens).
 row "SmolLM2 retrieval prompts (sample $SAMPLE)" scifact "$SAMPLE" --model "$smol" --templates retrieval-document \
   --query-templates retrieval-query
-row "SmolLM2 PromptEOL, chunks of 128 tokens (sample $SAMPLE)" scifact "$SAMPLE" --model "$smol" --templates prompteol \
-  --chunk-tokens 128
+for tokens in 128 64 32; do
+  row "SmolLM2 PromptEOL, chunks of $tokens tokens (sample $SAMPLE)" scifact "$SAMPLE" --model "$smol" \
+    --templates prompteol --chunk-tokens "$tokens"
+done
 row "SmolLM2 MetaEOL (sample $SAMPLE)" scifact "$SAMPLE" --model "$smol"
 # metaeol-plus-smollm2-135m is MetaEOL read at layer 28: the same cached pass.
 row "SmolLM2 MetaEOL layer 28 = plus preset (sample $SAMPLE)" scifact "$SAMPLE" --model "$smol" --layer 28
