@@ -15,7 +15,7 @@ from sentence_transformers import SentenceTransformer
 from metaeol_integrations.core.backbone import check_dtype_on_device, is_hub_id
 from metaeol_integrations.core.module import MetaEOL
 from metaeol_integrations.core.templates import TemplateSpec
-from metaeol_integrations.errors import QuantizationError, UnknownModelError, UnsupportedModelError
+from metaeol_integrations.errors import QuantizationError, UnknownModelError
 from metaeol_integrations.presets import DEFAULT_PRESET, PRESETS, Preset
 
 _MODULE_TYPE = f"{MetaEOL.__module__}.{MetaEOL.__name__}"
@@ -152,20 +152,11 @@ def load(
 
 
 def _add_preset_postprocessing(model: SentenceTransformer, preset: Preset) -> None:
-    """A preset's EmbedFilter and shipped centering mean, as modules after MetaEOL (saved with the model)."""
-    from metaeol_integrations.postprocessing import add_embed_filter, shipped_center
+    """A preset's EmbedFilter, as a module after MetaEOL (saved with the model)."""
+    from metaeol_integrations.postprocessing import add_embed_filter
 
     if preset.embed_filter is not None:
         add_embed_filter(model, preset.embed_filter)
-    if preset.center is not None:
-        center = shipped_center(preset.center)
-        if center.dimension != model.get_embedding_dimension():
-            raise UnsupportedModelError(
-                f"Preset {preset.name!r}: its centering mean has {center.dimension} dimensions, the model's vectors "
-                f"{model.get_embedding_dimension()} (a layer or filter override changed them). Fix: drop the override "
-                "or fit your own with metaeol_integrations.fit_center."
-            )
-        model.append(center.to(model.device))
 
 
 def _load_sentence_transformer(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
+import random
 from pathlib import Path
 
 import numpy as np
@@ -29,8 +29,15 @@ from metaeol_integrations.evaluation.retrieval import (
 )
 from metaeol_integrations.evaluation.runner import View
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fit_preset_center import fit_texts as unrelated_texts  # noqa: E402  (the texts a shipped mean is fitted on)
+
+def unrelated_texts(senteval_dir: str | None = None, n: int = 1000, seed: int = 0) -> list[str]:
+    """Seeded general-domain sentences (STS-B train, both sides, deduplicated and sorted, then sampled): a centering
+    fit that knows nothing of the corpus."""
+    from metaeol_integrations.evaluation.data import read_sts_benchmark
+
+    pairs = read_sts_benchmark("train", senteval_dir)
+    texts = sorted(set(pairs.sentences1) | set(pairs.sentences2))
+    return random.Random(seed).sample(texts, min(n, len(texts)))
 
 def slug_of(label: str) -> str:
     from metaeol_integrations.cli.evaluate import _slug

@@ -277,6 +277,10 @@ def _methods_label(preset: Preset) -> str:
     if preset.contrastive is not None:
         cp = preset.contrastive
         parts.append(f"CP {cp['layer']},{cp.get('mode', 'ns')}" + (f",{cp['alpha']:g}" if "alpha" in cp else ""))
+    if preset.chunk_tokens is not None:
+        parts.append(f"chunks {preset.chunk_tokens}")
+    if preset.embed_filter is not None:
+        parts.append(f"EmbedFilter d/{preset.embed_filter}")
     return " + ".join(parts) or "-"
 
 

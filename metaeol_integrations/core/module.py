@@ -543,7 +543,8 @@ class MetaEOL(InputModule):
             f"MetaEOL(architecture={type(self.auto_model).__name__}, base_model={self.base_model!r}, "
             f"templates={self.template_set.name!r} ({len(self.template_set)} prompts), "
             f"task_templates={sorted(self._task_prompt_tokenizers)}, layer={self.effective_layer}, "
-            f"max_seq_length={self.max_seq_length})"
+            f"max_seq_length={self.max_seq_length}"
+            + ("" if self.chunk_tokens is None else f", chunk_tokens={self.chunk_tokens}") + ")"
         )
 
 

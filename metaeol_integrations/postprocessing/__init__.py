@@ -5,10 +5,7 @@
 unembedding matrix as a plain sentence-transformers ``Dense`` module. Both are saved in the model folder.
 """
 
-from metaeol_integrations.postprocessing.center import CorpusCenter, fit_center, shipped_center, write_shipped_center
+from metaeol_integrations.postprocessing.center import CorpusCenter, fit_center
 from metaeol_integrations.postprocessing.embed_filter import add_embed_filter, embed_filter, unembedding_matrix
 
-__all__ = [
-    "CorpusCenter", "add_embed_filter", "embed_filter", "fit_center", "shipped_center", "unembedding_matrix",
-    "write_shipped_center",
-]
+__all__ = ["CorpusCenter", "add_embed_filter", "embed_filter", "fit_center", "unembedding_matrix"]

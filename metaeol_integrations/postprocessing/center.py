@@ -8,9 +8,7 @@ the model folder (safetensors) and applied to queries and documents alike, so co
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -85,26 +83,3 @@ def fit_center(model: SentenceTransformer, texts: Sequence[str], batch_size: int
     place_module(model, center, replace=CorpusCenter)
     return model
 
-
-SHIPPED_MEANS = Path(__file__).with_name("means")
-
-
-def shipped_center(filename: str) -> CorpusCenter:
-    """A :class:`CorpusCenter` holding a mean shipped with the package (``postprocessing/means/<filename>``,
-    safetensors with ``mean`` and, as metadata, ``num_texts``); presets use it to work without a corpus fit."""
-    from safetensors import safe_open
-
-    path = SHIPPED_MEANS / filename
-    with safe_open(str(path), framework="pt") as handle:
-        mean = handle.get_tensor("mean")
-        num_texts = int((handle.metadata() or {}).get("num_texts", 0))
-    return CorpusCenter(mean.shape[0], num_texts=num_texts, mean=mean)
-
-
-def write_shipped_center(center: CorpusCenter, path: str | os.PathLike, **metadata: str) -> Path:
-    """Write ``center``'s mean as a file :func:`shipped_center` reads (``metadata`` says how it was fitted)."""
-    from safetensors.torch import save_file
-
-    save_file({"mean": center.mean.detach().cpu().contiguous()}, str(path),
-              metadata={"num_texts": str(center.num_texts), **metadata})
-    return Path(path)

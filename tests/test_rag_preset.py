@@ -1,0 +1,76 @@
+"""The retrieval preset metaeol-rag-smollm2-135m: its recipe is the SciFact-dev winner on record, its vectors equal
+an independent computation (the plain PromptEOL model on each 32-token window, projected on the middle singular band
+of the unembedding read by plain transformers), and its card quotes the measured result files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import metaeol_integrations
+from metaeol_integrations.core.chunking import token_windows
+from metaeol_integrations.presets import PRESETS
+
+RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results" / "retrieval"
+PRESET = PRESETS["metaeol-rag-smollm2-135m"]
+TEXTS = [
+    "A man is playing a guitar.",
+    "The stock market fell today.",
+    "Microstructural development of human newborn cerebral white matter assessed in vivo by diffusion tensor "
+    "magnetic resonance imaging. Alterations of the architecture of cerebral white matter in the developing human "
+    "brain can affect cortical development and result in functional disabilities.",
+]
+
+
+@pytest.fixture(scope="module")
+def rag():
+    return metaeol_integrations.load("metaeol-rag-smollm2-135m", device="cpu")
+
+
+def test_the_preset_is_the_dev_winner_on_record():
+    record = json.loads((RESULTS / "rag-preset-dev.json").read_text())
+    assert record["split"] == "dev" and record["task"] == "scifact"
+    best = record["best"]["recipe"]
+    assert best == {"templates": PRESET.templates, "chunk_tokens": PRESET.chunk_tokens, "layer": -1,
+                    "embed_filter": PRESET.embed_filter, "center": "none"}
+    assert record["best"]["ndcg_at_10"] == max(c["ndcg_at_10"] for c in record["candidates"])
+
+
+def test_vectors_equal_promptEOL_windows_projected_on_the_unembedding_band(rag, smollm2_reference):
+    plain = metaeol_integrations.load("metaeol-smollm2-135m", templates="prompteol", device="cpu")
+    model, _ = smollm2_reference
+    unembedding = model.get_input_embeddings().weight.detach().double().numpy()  # tied in SmolLM2
+    _, _, vh = np.linalg.svd(unembedding, full_matrices=False)
+    d, k = unembedding.shape[1], unembedding.shape[1] // PRESET.embed_filter
+    band = vh[(d - k) // 2 : (d - k) // 2 + k]
+    raw = np.stack([plain.encode_document(token_windows(t, plain[0].tokenizer, 32)).astype(np.float64).mean(axis=0)
+                    for t in TEXTS])
+    assert len(token_windows(TEXTS[2], plain[0].tokenizer, 32)) > 1
+    expected = raw @ band.T
+    got = rag.encode_document(TEXTS).astype(np.float64)
+    assert got.shape == (3, 288)
+    # Singular vectors are defined up to sign: compare norms and cosines, which do not depend on it.
+    np.testing.assert_allclose(np.linalg.norm(got, axis=1), np.linalg.norm(expected, axis=1), rtol=1e-3)
+    cos = lambda x: (x / np.linalg.norm(x, axis=1, keepdims=True)) @ (x / np.linalg.norm(x, axis=1, keepdims=True)).T
+    np.testing.assert_allclose(cos(got), cos(expected), atol=1e-3)
+
+
+def test_unrelated_sentences_are_no_longer_near_cosine_08(rag, smollm2):
+    rag_vectors = rag.encode(TEXTS[:2], normalize_embeddings=True)
+    default = smollm2.encode(TEXTS[:2], normalize_embeddings=True)
+    assert float(rag_vectors[0] @ rag_vectors[1]) < 0.5 < float(default[0] @ default[1])
+
+
+def test_the_card_quotes_the_measured_runs():
+    def ndcg(stem: str) -> str:
+        result = json.loads((RESULTS / f"{stem}.json").read_text())["results"][0]
+        return f"{result['scores']['ndcg_at_10']:.2f}"
+
+    card = PRESET.measured
+    for stem in ("metaeol-rag-smollm2-135m-sample-500--scifact-test", "SmolLM2-PromptEOL-sample-500--scifact-test",
+                 "BM25-stemmed-sample-500--scifact-test", "all-MiniLM-L6-v2-sample-500--scifact-test",
+                 "metaeol-rag-smollm2-135m-sample-500--scifact-dev"):
+        assert ndcg(stem) in card, stem
