@@ -21,8 +21,8 @@ def test_the_presets_the_design_card_names_exist():
     } <= set(PRESETS)
     assert PRESETS["prompteol-llama2-7b"].templates == "prompteol"
     offline = [name for name, preset in PRESETS.items() if preset.runs_offline]
-    assert offline == ["metaeol-smollm2-135m", "metaeol-plus-smollm2-135m", "metaeol-gemma3-270m",
-                       "metaeol-plus-gemma3-270m"]
+    assert offline == ["metaeol-smollm2-135m", "metaeol-plus-smollm2-135m", "metaeol-rag-smollm2-135m",
+                       "metaeol-gemma3-270m", "metaeol-plus-gemma3-270m"]
 
 
 def test_unknown_name_suggests_close_presets():
