@@ -30,6 +30,8 @@ CONFIGURATIONS = {
     "SmolLM2 KE": (SMOL, {"templates": "ke"}, None),
     "SmolLM2 retrieval prompts": (SMOL, {"templates": "retrieval-document", "query_templates": "retrieval-query"}, None),
     "SmolLM2 PromptEOL, chunks of 128 tokens": (SMOL, {"templates": "prompteol"}, 128),
+    "SmolLM2 PromptEOL, chunks of 64 tokens": (SMOL, {"templates": "prompteol"}, 64),
+    "metaeol-rag-smollm2-135m (PromptEOL, chunks of 32 tokens)": (SMOL, {"templates": "prompteol"}, 32),
     "SmolLM2 MetaEOL": (SMOL, {"templates": "metaeol"}, None),
 }
 
