@@ -17,14 +17,8 @@ from langchain_community.vectorstores import FAISS
 from langchain_core.documents import Document
 
 from metaeol_integrations.langchain import MetaEOLEmbeddings
+from rag_langchain import CORPUS  # the same small corpus as the dense-only example (same folder)
 
-CORPUS = [
-    ("landmarks", "The Eiffel Tower is a wrought-iron lattice tower in Paris, completed in 1889."),
-    ("biology", "Photosynthesis lets plants turn sunlight, water and carbon dioxide into sugar and oxygen."),
-    ("finance", "The stock market fell sharply today as investors worried about rising interest rates."),
-    ("cooking", "A good sourdough bread needs a lively starter, flour, water, salt and a long fermentation."),
-    ("geology", "Volcanoes erupt when molten rock from deep inside the earth rises to the surface."),
-]
 QUERIES = ["How do plants make sugar from sunlight?", "What makes a volcano erupt?", "Why did the stock market fall?"]
 
 

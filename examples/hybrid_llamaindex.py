@@ -15,14 +15,8 @@ from llama_index.core.retrievers import QueryFusionRetriever
 from llama_index.retrievers.bm25 import BM25Retriever
 
 from metaeol_integrations.llama_index import MetaEOLEmbedding
+from rag_llamaindex import CORPUS  # the same small corpus as the dense-only example (same folder)
 
-CORPUS = [
-    "The Eiffel Tower is a wrought-iron lattice tower in Paris, completed in 1889.",
-    "Photosynthesis lets plants turn sunlight, water and carbon dioxide into sugar and oxygen.",
-    "The stock market fell sharply today as investors worried about rising interest rates.",
-    "A good sourdough bread needs a lively starter, flour, water, salt and a long fermentation.",
-    "Volcanoes erupt when molten rock from deep inside the earth rises to the surface.",
-]
 QUERIES = ["Which tower in Paris was completed in 1889?", "What do I need for sourdough bread?"]
 
 
