@@ -29,8 +29,13 @@ from metaeol_integrations.evaluation.retrieval import (
 
 TOPICS = ("guitar music band song", "market stock price bank", "cell protein gene tumour", "rain storm wind cloud",
           "football goal match team", "bread flour oven bake")
-REAL_RETRIEVAL = Path(os.environ.get(beir.RETRIEVAL_DIR_ENV_VAR,
-                                     Path(__file__).resolve().parents[3] / "shared" / "data" / "retrieval"))
+# The shared data: $METAEOL_RETRIEVAL_DIR, else beside the checkout, else the CLI's default (relative to the cwd).
+REAL_RETRIEVAL = next(
+    (Path(p) for p in (os.environ.get(beir.RETRIEVAL_DIR_ENV_VAR),
+                       Path(__file__).resolve().parents[3] / "shared" / "data" / "retrieval",
+                       beir.DEFAULT_RETRIEVAL_DIR) if p and (Path(p) / "scifact" / "corpus.jsonl").is_file()),
+    beir.DEFAULT_RETRIEVAL_DIR,
+)
 
 
 def write_fake_beir(root: Path, docs_per_topic: int = 6, seed: int = 0) -> Path:
