@@ -87,8 +87,6 @@ class Preset:
     # Later training-free methods on top of the templates (module keywords; None: off).
     token_prepending: tuple[int, int] | None = None
     contrastive: Mapping[str, Any] | None = None
-    # Template sets for sentence-transformers tasks (e.g. {"query": "retrieval-query"}); None: one set for all.
-    task_templates: Mapping[str, str] | None = None
     # EmbedFilter after the MetaEOL module (band width d/tau of the unembedding's singular vectors); None: none.
     embed_filter: int | None = None
     # Chunked pooling of long texts (windows of this many tokens); None: whole texts.
@@ -101,8 +99,6 @@ class Preset:
             settings["token_prepending"] = list(self.token_prepending)
         if self.contrastive is not None:
             settings["contrastive"] = dict(self.contrastive)
-        if self.task_templates is not None:
-            settings["task_templates"] = dict(self.task_templates)
         if self.chunk_tokens is not None:
             settings["chunk_tokens"] = self.chunk_tokens
         return settings

@@ -23,6 +23,7 @@ from metaeol_integrations.evaluation.retrieval import (
     PostProcessing,
     RetrievalResult,
     cosine_scores,
+    embed_filter_projection,
     retriever_for,
     top_k_run,
     write_retrieval_results,
@@ -87,11 +88,8 @@ def main() -> None:
     fit_texts = unrelated_texts(args.senteval_dir, seed=args.seed) if "sts-b" in centers else []
 
     projections = {0: None}
-    if any(taus):
-        from metaeol_integrations.postprocessing import embed_filter
-
-        for tau in filter(None, taus):  # one SVD of the unembedding per band width, not per layer
-            projections[tau] = embed_filter(encoder.module, tau).linear.weight.detach().double().numpy()
+    for tau in filter(None, taus):  # one SVD of the unembedding per band width, not per layer
+        projections[tau] = embed_filter_projection(encoder.module, tau)
     rows = []
     for layer in layers:
         documents = queries = unrelated = 0.0
@@ -114,7 +112,7 @@ def main() -> None:
                 rows.append({"layer": layer, "embed_filter": tau or None, "center": center,
                              **{m: round(result.scores[m], 3) for m in METRICS}})
                 if args.write_run:
-                    result.n_documents_total, result.sampling = total, {
+                    result.sampling = {
                         "split": args.split, "queries": args.queries, "corpus_sample": args.corpus_sample,
                         "seed": args.seed, "layer": layer, "embed_filter": tau or None, "center": center}
                     meta = {"label": args.label, "model": args.model, "templates": args.templates,

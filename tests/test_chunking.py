@@ -58,6 +58,8 @@ def test_chunk_tokens_is_saved_loaded_and_validated(chunked, tiny_model_dir, tmp
     np.testing.assert_array_equal(loaded.encode(TEXTS), chunked.encode(TEXTS))
     with pytest.raises(ValueError, match="positive number of tokens"):
         metaeol_integrations.load(str(tiny_model_dir), chunk_tokens=0)
+    with pytest.raises(ValueError, match="positive number of tokens"):
+        metaeol_integrations.load(str(tmp_path / "chunked"), chunk_tokens=-4)  # a folder override, set on the module
 
 
 def test_windows_split_a_batch_of_texts_in_order(tiny):
@@ -72,3 +74,14 @@ def test_harness_chunking_from_cached_windows_equals_the_chunked_model(chunked, 
     retriever = DenseRetriever(MetaEOLEncoder(tiny, "tiny"), cache_dir=tmp_path, show_progress=False, chunk_tokens=6)
     vectors, _ = retriever.document_vectors(TEXTS)
     np.testing.assert_allclose(vectors, chunked.encode_document(TEXTS), rtol=1e-5, atol=1e-6)
+
+
+def test_token_windows_cover_the_text_at_token_boundaries(tiny):
+    tokenizer = tiny[0].tokenizer
+    text = "The quick brown fox jumps over the lazy dog. " * 7
+    windows = token_windows(text, tokenizer, 10)
+    assert "".join(windows) == text and len(windows) > 1
+    assert all(len(tokenizer(w, add_special_tokens=False)["input_ids"]) <= 11 for w in windows)  # BPE may merge 1
+    assert token_windows("short text", tokenizer, 10) == ["short text"]
+    with pytest.raises(ValueError, match="at least one token"):
+        token_windows(text, tokenizer, 0)

@@ -100,14 +100,14 @@ def _label(args: argparse.Namespace, layer: int | None) -> str:
     parts = [Path(args.model).name if Path(args.model).exists() else args.model]
     if args.pooling == "mean":
         parts.append("mean pooling")
+    elif args.templates:
+        parts.append(str(args.templates) if isinstance(args.templates, str) else "custom templates")
     if getattr(args, "chunk_tokens", None):
         parts.append(f"chunks of {args.chunk_tokens} tokens")
     if getattr(args, "embed_filter", None):
         parts.append(f"EmbedFilter tau {args.embed_filter}")
     if getattr(args, "center", None):
         parts.append("centered on " + ("corpus" if args.center == "corpus" else Path(args.center).name))
-    elif args.templates:
-        parts.append(str(args.templates) if isinstance(args.templates, str) else "custom templates")
     if getattr(args, "query_templates", None):
         query = args.query_templates
         parts.append("queries " + (query if isinstance(query, str) else "custom templates"))
@@ -164,13 +164,7 @@ def cmd_eval(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
 
 def cmd_retrieval(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
     from metaeol_integrations.evaluation.beir import evaluation_data
-    from metaeol_integrations.evaluation.retrieval import (
-        BM25_MODELS,
-        METRIC_NAMES,
-        evaluate_retrieval,
-        retriever_for,
-        write_retrieval_results,
-    )
+    from metaeol_integrations.evaluation.retrieval import BM25_MODELS, evaluate_retrieval, retriever_for
 
     started = time.perf_counter()
     if args.task is None and args.data_dir is None:
@@ -190,10 +184,18 @@ def cmd_retrieval(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
     label = args.label or _label(args, args.layer)
     meta = {"label": label, "model": args.model, "pooling": args.pooling, "layer": args.layer,
             "wall_seconds": round(time.perf_counter() - started, 1), "encoder": retriever.identity(), **sampling}
+    return _report_retrieval(result, meta, args.out, out)
+
+
+def _report_retrieval(result: Any, meta: dict[str, Any], folder: str, out: TextIO) -> int:
+    """Print a retrieval result's scores and write its JSON, Markdown and TREC run (``eval retrieval`` / ``fuse``)."""
+    from metaeol_integrations.evaluation.retrieval import METRIC_NAMES, write_retrieval_results
+
+    label = meta["label"]
     scores = ", ".join(f"{METRIC_NAMES[m]} {v:.2f}" for m, v in result.scores.items())
-    out.write(f"{label} on {data.name} ({args.split}): {scores} "
-              f"(N={result.n_queries} queries, {result.n_documents:,} of {total_docs:,} documents)\n")
-    paths = write_retrieval_results(args.out, _slug(f"{label}-{data.name}-{args.split}"), result, meta)
+    out.write(f"{label} on {result.task} ({result.split}): {scores} (N={result.n_queries} queries, "
+              f"{result.n_documents:,} of {result.n_documents_total:,} documents)\n")
+    paths = write_retrieval_results(folder, _slug(f"{label}-{result.task}-{result.split}"), result, meta)
     out.write("wrote " + ", ".join(str(path) for path in paths) + "\n")
     return 0
 
@@ -212,9 +214,9 @@ def _postprocessing(args: argparse.Namespace, retriever: Any) -> dict[str, Any]:
     projection = fit_vectors = None
     record: dict[str, Any] = {}
     if args.embed_filter is not None:
-        from metaeol_integrations.postprocessing import embed_filter
+        from metaeol_integrations.evaluation.retrieval import embed_filter_projection
 
-        projection = embed_filter(encoder.module, args.embed_filter).linear.weight.detach().double().numpy()
+        projection = embed_filter_projection(encoder.module, args.embed_filter)
         record["embed_filter"] = args.embed_filter
     center = args.center
     if center is not None and center != "corpus":
@@ -233,13 +235,7 @@ def _postprocessing(args: argparse.Namespace, retriever: Any) -> dict[str, Any]:
 
 def cmd_fuse(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
     from metaeol_integrations.evaluation.beir import read_beir
-    from metaeol_integrations.evaluation.retrieval import (
-        METRIC_NAMES,
-        RetrievalResult,
-        fuse_runs,
-        read_trec_run,
-        write_retrieval_results,
-    )
+    from metaeol_integrations.evaluation.retrieval import RetrievalResult, fuse_runs, read_trec_run
 
     records, runs = [], []
     for path in args.runs:
@@ -262,17 +258,14 @@ def cmd_fuse(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
     fused = fuse_runs(runs, args.method, weights=weights, rrf_k=args.rrf_k)
     labels = [record["meta"].get("label", "run") for record, _ in records]
     label = args.label or f"{' + '.join(labels)} ({args.method})"
-    result = RetrievalResult.from_run(fused, data, split=first["split"], n_documents_total=first["n_documents_total"],
+    # The judgements come from the full set; the corpus size is the fused runs' own.
+    result = RetrievalResult.from_run(fused, data, split=first["split"], n_documents=first["n_documents"],
+                                      n_documents_total=first["n_documents_total"],
                                       protocol=f"fusion of {len(runs)} runs by ranx ({args.method}); pytrec_eval",
                                       sampling=first.get("sampling", {}))
-    result.n_documents = first["n_documents"]
     meta = {"label": label, "fused": args.runs, "method": args.method, "weights": weights, "rrf_k": args.rrf_k,
             **first.get("sampling", {})}
-    scores = ", ".join(f"{METRIC_NAMES[m]} {v:.2f}" for m, v in result.scores.items())
-    out.write(f"{label} on {first['task']} ({first['split']}): {scores} (N={result.n_queries} queries)\n")
-    paths = write_retrieval_results(args.out, _slug(f"{label}-{first['task']}-{first['split']}"), result, meta)
-    out.write("wrote " + ", ".join(str(path) for path in paths) + "\n")
-    return 0
+    return _report_retrieval(result, meta, args.out, out)
 
 
 def cmd_compare(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:

@@ -118,9 +118,7 @@ class MetaEOL(InputModule):
         chunk_tokens: int | None = None,
     ) -> None:
         super().__init__()
-        if chunk_tokens is not None and (isinstance(chunk_tokens, bool) or int(chunk_tokens) < 1):
-            raise ValueError(f"chunk_tokens must be a positive number of tokens, not {chunk_tokens!r}. Fix: e.g. 128.")
-        self.chunk_tokens = None if chunk_tokens is None else int(chunk_tokens)
+        self.chunk_tokens = chunk_tokens
         self.auto_model, self.tokenizer = load_backbone(
             str(model_name_or_path),
             model_kwargs=model_kwargs,
@@ -174,6 +172,18 @@ class MetaEOL(InputModule):
         self._token_prepending = token_prepending
 
     # -- configuration -------------------------------------------------------------------------------------------
+
+    @property
+    def chunk_tokens(self) -> int | None:
+        """Window size of chunked pooling in tokens (``core/chunking.py``), or None for whole texts."""
+        return self._chunk_tokens
+
+    @chunk_tokens.setter
+    def chunk_tokens(self, value: int | None) -> None:
+        # A setter, so folder overrides and apply_settings() are checked as the constructor is.
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ValueError(f"chunk_tokens must be a positive number of tokens, not {value!r}. Fix: e.g. 128.")
+        self._chunk_tokens = value
 
     @property
     def quantize(self) -> str | None:

@@ -123,8 +123,8 @@ class RetrievalResult:
     def from_run(cls, run: Run, data: RetrievalData, **fields: Any) -> RetrievalResult:
         per_query = score_run(run, data.qrels)
         scores = {metric: float(np.mean([values[metric] for values in per_query.values()])) for metric in METRICS}
-        return cls(task=data.name, n_queries=len(per_query), n_documents=len(data.doc_ids), scores=scores,
-                   per_query=per_query, run=run, **fields)
+        fields.setdefault("n_documents", len(data.doc_ids))
+        return cls(task=data.name, n_queries=len(per_query), scores=scores, per_query=per_query, run=run, **fields)
 
     def to_dict(self) -> dict:
         record = asdict(self)
@@ -149,6 +149,13 @@ class Retriever(ABC):
 
 VectorTransform = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 """(query vectors, document vectors) -> the same after a post-processing step (e.g. removing the corpus mean)."""
+
+
+def embed_filter_projection(module: Any, tau: int) -> np.ndarray:
+    """EmbedFilter's (k x d) projection for a MetaEOL module, as the harness applies it to cached vectors."""
+    from metaeol_integrations.postprocessing import embed_filter
+
+    return embed_filter(module, tau).linear.weight.detach().double().numpy()
 
 
 @dataclass(frozen=True)

@@ -289,19 +289,6 @@ def test_cli_eval_fuse_scores_the_fused_run_of_two_stored_runs(tiny_model_dir, f
     assert main(["eval", "fuse", runs[0], str(tmp_path / "nothing.json"), "--data-dir", str(fake_beir)]) == 1  # unreadable
 
 
-def test_token_windows_cover_the_text_at_token_boundaries(tiny):
-    from metaeol_integrations.core.chunking import token_windows
-
-    tokenizer = tiny[0].tokenizer
-    text = "The quick brown fox jumps over the lazy dog. " * 7
-    windows = token_windows(text, tokenizer, 10)
-    assert "".join(windows) == text and len(windows) > 1
-    assert all(len(tokenizer(w, add_special_tokens=False)["input_ids"]) <= 11 for w in windows)  # BPE may merge 1
-    assert token_windows("short text", tokenizer, 10) == ["short text"]
-    with pytest.raises(ValueError, match="at least one token"):
-        token_windows(text, tokenizer, 0)
-
-
 def test_chunked_pooling_is_the_mean_of_the_windows_document_vectors(tiny, fake_beir, tmp_path):
     from metaeol_integrations.core.chunking import token_windows
 
@@ -313,3 +300,17 @@ def test_chunked_pooling_is_the_mean_of_the_windows_document_vectors(tiny, fake_
         assert len(windows) > 1
         np.testing.assert_allclose(vector, tiny.encode_document(windows).astype(np.float64).mean(axis=0),
                                    rtol=1e-5, atol=1e-6)
+
+
+def test_default_labels_name_the_templates_and_every_retrieval_setting():
+    import argparse
+
+    from metaeol_integrations.cli.evaluate import _label
+
+    args = argparse.Namespace(label=None, model="metaeol-smollm2-135m", pooling="last-token", templates="ke",
+                              chunk_tokens=32, embed_filter=2, center="corpus", query_templates="retrieval-query")
+    assert _label(args, None) == ("metaeol-smollm2-135m, ke, chunks of 32 tokens, EmbedFilter tau 2, centered on "
+                                  "corpus, queries retrieval-query")
+    args.pooling, args.center = "mean", None
+    assert _label(args, None) == "metaeol-smollm2-135m, mean pooling, chunks of 32 tokens, EmbedFilter tau 2, " \
+                                 "queries retrieval-query"
