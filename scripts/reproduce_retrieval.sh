@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Retrieval rows of docs/retrieval.md (issue 21) on the BEIR sets in ../shared/data/retrieval:
 #   every row on SciFact's seeded 500-document sample (all 300 queries; every judged document plus seeded
-#   distractors), the lexical and MiniLM baselines on the full corpora too. Each row is run once on all queries; the
+#   distractors), the lexical and MiniLM baselines on the full corpora too, and the test rows on a seeded NFCorpus
+#   sample. Each row is run once on all queries; the
 #   dev / test halves are re-scored from the cache (seconds), so choices use the dev half and reports the test half.
 # Embeddings are cached and a finished JSON is skipped, so an interrupted run resumes.
 # Usage: bash scripts/reproduce_retrieval.sh            ROWS='regex' limits the rows by label.
@@ -50,5 +51,19 @@ done
 row "SmolLM2 MetaEOL (sample $SAMPLE)" scifact "$SAMPLE" --model "$smol"
 # metaeol-plus-smollm2-135m is MetaEOL read at layer 28: the same cached pass.
 row "SmolLM2 MetaEOL layer 28 = plus preset (sample $SAMPLE)" scifact "$SAMPLE" --model "$smol" --layer 28
+row "metaeol-rag-smollm2-135m (sample $SAMPLE)" scifact "$SAMPLE" --model metaeol-rag-smollm2-135m
+# NFCorpus, never used for a choice: a seeded sample of NF_QUERIES queries and NF_SAMPLE documents (every judged
+# document of those queries, 695 for 20, plus seeded distractors), so that MetaEOL's 8 passes per document fit.
+local nf="nfcorpus" nq="${NF_QUERIES:-20}" ns="${NF_SAMPLE:-800}"
+local tag="$nq queries, sample $ns"
+row "BM25 ($tag)" "$nf" "$ns" --queries "$nq" --model bm25
+row "BM25 stemmed ($tag)" "$nf" "$ns" --queries "$nq" --model bm25-stemmed
+row "all-MiniLM-L6-v2 ($tag)" "$nf" "$ns" --queries "$nq" --model all-minilm-l6-v2
+row "metaeol-rag-smollm2-135m ($tag)" "$nf" "$ns" --queries "$nq" --model metaeol-rag-smollm2-135m
+row "SmolLM2 PromptEOL ($tag)" "$nf" "$ns" --queries "$nq" --model "$smol" --templates prompteol
+row "SmolLM2 MetaEOL ($tag)" "$nf" "$ns" --queries "$nq" --model "$smol"
+row "SmolLM2 MetaEOL layer 28 = plus preset ($tag)" "$nf" "$ns" --queries "$nq" --model "$smol" --layer 28
+row "SmolLM2 KE ($tag)" "$nf" "$ns" --queries "$nq" --model "$smol" --templates ke
+row "SmolLM2 mean pooling ($tag)" "$nf" "$ns" --queries "$nq" --model "$smol" --pooling mean
 }
 main "$@"
