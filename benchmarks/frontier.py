@@ -111,8 +111,7 @@ def measure(points: list[Configuration], sentences: list[str], rounds: int, batc
     """Best-of-rounds seconds for every configuration, all in this process."""
     import metaeol_integrations
     from metaeol_integrations.evaluation.encoders import mean_pooling_model
-    from metaeol_integrations.evaluation.sweeps import RECIPE_DEFAULTS
-    from metaeol_integrations.loading import apply_settings
+    from metaeol_integrations import Recipe
 
     models = {"float32": metaeol_integrations.load(preset, device="cpu")}
     if any(point.model == "int8" for point in points):
@@ -122,7 +121,8 @@ def measure(points: list[Configuration], sentences: list[str], rounds: int, batc
     def run(point: Configuration, texts: list[str]) -> None:
         model = models[point.model]
         if point.model != "mean-pooling":
-            apply_settings(model[0], {**RECIPE_DEFAULTS, **point.settings})  # nothing left from the last point
+            # A fresh recipe: nothing left from the last point (the int8 model stays int8).
+            model[0].recipe = Recipe.from_options(point.settings, quantize=model[0].quantize)
         model.encode(texts, batch_size=batch_size)
 
     for point in points:  # warm-up: each configuration's prefix caches, as in any long run

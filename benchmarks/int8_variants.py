@@ -35,13 +35,11 @@ VARIANTS: dict[str, tuple[str, ...] | None] = {
 
 def build(templates: str, skip: tuple[str, ...] | None):
     import metaeol_integrations
-    from metaeol_integrations.core.quantization import quantize_int8
 
     model = metaeol_integrations.load("metaeol-smollm2-135m", templates=templates, device="cpu")
     if skip is not None:
         # The module's own quantize="int8" is the chosen variant; the candidates are applied directly.
-        quantize_int8(model[0].auto_model, skip=skip)
-        model[0]._prefix_store.clear()
+        model[0].quantize_weights(skip=skip)
     return model
 
 

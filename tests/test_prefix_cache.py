@@ -91,7 +91,7 @@ def test_cached_equals_uncached_on_smollm2(smollm2):
 
 def test_prefix_caches_are_built_once_and_not_pickled(tiny_model_dir):
     model = metaeol_integrations.load(str(tiny_model_dir), device="cpu")
-    store = model[0]._prefix_store
+    store = model[0].runner.prefix_store
     assert len(store) == 0
     model.encode(["a", "b c"])
     built = len(store)
@@ -99,7 +99,7 @@ def test_prefix_caches_are_built_once_and_not_pickled(tiny_model_dir):
     model.encode(["d e f", "g"])
     assert len(store) == built
     clone = pickle.loads(pickle.dumps(model))
-    assert len(clone[0]._prefix_store) == 0
+    assert len(clone[0].runner.prefix_store) == 0
     np.testing.assert_array_equal(clone.encode(["a"]), model.encode(["a"]))
 
 

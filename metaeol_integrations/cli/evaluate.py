@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
+from metaeol_integrations.cli.options import add_recipe_options, add_runtime_options, recipe_options
 from metaeol_integrations.cli.usage import UsageError
 from metaeol_integrations.evaluation.data import DATA_DIR_ENV_VAR, STS_TASKS, TRANSFER_TASKS
 from metaeol_integrations.evaluation.runner import DEFAULT_STS_LIMIT, DEFAULT_TRANSFER_LIMIT, EvalConfig, View
@@ -16,25 +17,15 @@ from metaeol_integrations.evaluation.runner import DEFAULT_STS_LIMIT, DEFAULT_TR
 SUITES = {"sts": STS_TASKS, "transfer": TRANSFER_TASKS, "all": STS_TASKS + TRANSFER_TASKS}
 
 
-def _add_encoder_options(parser: argparse.ArgumentParser, templates_type: Any, default_model: str,
-                         add_method_options: Any = None, extra_models: str = "") -> None:
+def _add_encoder_options(parser: argparse.ArgumentParser, default_model: str, extra_models: str = "") -> None:
     """The options that choose and configure the encoder (shared by every evaluation command)."""
     parser.add_argument("--model", default=default_model,
                         help="preset, MetaEOL or LLM folder, .gguf file, SentenceTransformer folder, "
                         f"'all-minilm-l6-v2'{extra_models} (default: {default_model})")
     parser.add_argument("--pooling", choices=("last-token", "mean"), default="last-token",
                         help="last-token: MetaEOL/PromptEOL (default); mean: the no-prompt mean-pooling baseline")
-    parser.add_argument("--templates", type=templates_type,
-                        help="metaeol (default), prompteol, pcot, ke, ck, retrieval-document, retrieval-query, an ensemble "
-                        "such as metaeol+ke, or a JSON file")
-    parser.add_argument("--max-seq-length", type=int, help="longest prompt in tokens")
-    parser.add_argument("--query-templates", type=templates_type, metavar="TEMPLATES",
-                        help="templates for queries (encode_query) only, e.g. retrieval-query; --templates then "
-                        "applies to documents and every other text")
-    if add_method_options is not None:
-        add_method_options(parser)
-    parser.add_argument("--dtype", help="float32 (default), bfloat16 or float16")
-    parser.add_argument("--device", help="cpu, cuda, ... (default: best available)")
+    add_recipe_options(parser, layer=False)
+    add_runtime_options(parser)
     parser.add_argument("--batch-size", type=int, default=16, help="texts per encode batch (default 16)")
     parser.add_argument("--seed", type=int, default=0, help="sampling and cross-validation seed (default 0)")
     parser.add_argument("--cache-dir", help="embedding cache folder (default: ~/.cache/metaeol-integrations/embeddings)")
@@ -42,9 +33,8 @@ def _add_encoder_options(parser: argparse.ArgumentParser, templates_type: Any, d
     parser.add_argument("--label", help="name of this run in tables and file names")
 
 
-def _add_eval_options(parser: argparse.ArgumentParser, templates_type: Any, default_model: str,
-                      add_method_options: Any = None) -> None:
-    _add_encoder_options(parser, templates_type, default_model, add_method_options)
+def _add_eval_options(parser: argparse.ArgumentParser, default_model: str) -> None:
+    _add_encoder_options(parser, default_model)
     parser.add_argument("--data-dir", help=f"SentEval folder (default: ${DATA_DIR_ENV_VAR}, else ../shared/data/senteval)")
     parser.add_argument("--limit", type=int,
                         help=f"sample size for every task: pairs per STS task, examples per transfer task; 0 = full "
@@ -71,12 +61,11 @@ def _config(args: argparse.Namespace) -> EvalConfig:
 def _encoder(args: argparse.Namespace):
     from metaeol_integrations.evaluation.encoders import build_encoder
 
-    return build_encoder(
-        args.model, pooling=args.pooling, templates=args.templates, max_seq_length=args.max_seq_length,
-        dtype=args.dtype, device=args.device, batch_size=args.batch_size,
-        token_prepending=getattr(args, "token_prepending", None), contrastive=getattr(args, "contrastive", None),
-        quantize=getattr(args, "quantize", None), query_templates=getattr(args, "query_templates", None),
-    )
+    options = recipe_options(args)
+    if args.handler is cmd_retrieval:
+        options["chunk_tokens"] = None  # eval retrieval chunks documents itself, from cached windows
+    return build_encoder(args.model, pooling=args.pooling, dtype=args.dtype, device=args.device,
+                         batch_size=args.batch_size, **options)
 
 
 def _evaluator(args: argparse.Namespace):
@@ -138,7 +127,7 @@ def cmd_eval(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
 
     started = time.perf_counter()
     evaluator = _evaluator(args)
-    view = View(layer=args.layer)
+    view = View(layer=args.view_layer)
     results = []
     for task in _selected_tasks(args, SUITES[args.suite]):
         if task in TRANSFER_TASKS:
@@ -147,9 +136,9 @@ def cmd_eval(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
             results.append(evaluator.run_sts(task, view))
         out.write(f"{task}: {results[-1].score:.2f} (N={results[-1].n}, {results[-1].seconds:.0f} s)\n")
         out.flush()
-    label = _label(args, args.layer)
+    label = _label(args, args.view_layer)
     meta = {
-        "label": label, "model": args.model, "pooling": args.pooling, "layer": args.layer,
+        "label": label, "model": args.model, "pooling": args.pooling, "layer": args.view_layer,
         "sts_limit": evaluator.config.sts_limit, "transfer_limit": evaluator.config.transfer_limit,
         "seed": args.seed, "wall_seconds": round(time.perf_counter() - started, 1),
         "encoder": evaluator.encoder.identity(), "warnings": evaluator.warnings,
@@ -169,20 +158,20 @@ def cmd_retrieval(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
     started = time.perf_counter()
     if args.task is None and args.data_dir is None:
         raise UsageError("eval retrieval needs --task or --data-dir. Fix: e.g. --task scifact.")
-    if args.model in BM25_MODELS and args.layer is not None:
+    if args.model in BM25_MODELS and args.view_layer is not None:
         raise UsageError("--layer reads a MetaEOL model's layers; BM25 has none. Fix: drop --layer.")
     # Read before loading a model, so missing data fails fast.
     data, total_docs = evaluation_data(args.task, args.data_dir, split=args.split, queries=args.queries,
                                        corpus_sample=args.corpus_sample, seed=args.seed)
     encoder = None if args.model in BM25_MODELS else _encoder(args)
-    retriever = retriever_for(args.model, encoder, cache_dir=args.cache_dir, layer=args.layer,
+    retriever = retriever_for(args.model, encoder, cache_dir=args.cache_dir, layer=args.view_layer,
                               chunk_tokens=args.chunk_tokens)
     postprocessing = _postprocessing(args, retriever)
     sampling = {"split": args.split, "queries": args.queries, "corpus_sample": args.corpus_sample, "seed": args.seed,
                 **postprocessing, **({"chunk_tokens": args.chunk_tokens} if args.chunk_tokens else {})}
     result = evaluate_retrieval(retriever, data, split=args.split, n_documents_total=total_docs, sampling=sampling)
-    label = args.label or _label(args, args.layer)
-    meta = {"label": label, "model": args.model, "pooling": args.pooling, "layer": args.layer,
+    label = args.label or _label(args, args.view_layer)
+    meta = {"label": label, "model": args.model, "pooling": args.pooling, "layer": args.view_layer,
             "wall_seconds": round(time.perf_counter() - started, 1), "encoder": retriever.identity(), **sampling}
     return _report_retrieval(result, meta, args.out, out)
 
@@ -381,12 +370,17 @@ def cmd_tune_method(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int
     from dataclasses import replace
 
     from metaeol_integrations.evaluation.runner import Evaluator
-    from metaeol_integrations.evaluation.sweeps import TUNING_TASK, method_candidates, recipe_candidates, tune_method
-    from metaeol_integrations.loading import apply_settings
+    from metaeol_integrations.evaluation.sweeps import (
+        TUNING_TASK,
+        candidate_recipe,
+        method_candidates,
+        recipe_candidates,
+        tune_method,
+    )
 
     if args.knob == "tp" and not args.exits:
         raise UsageError("tune tp needs --exits. Fix: e.g. --exits 3,5,7,9 (with --start 1).")
-    if args.knob == "cp" and (not args.layers or (args.mode == "ns" and not args.alphas)):
+    if args.knob == "cp" and (not args.view_layers or (args.mode == "ns" and not args.alphas)):
         raise UsageError("tune cp needs --layers (and --alphas for ns). Fix: e.g. --layers 2,4,6 --alphas 1,2,3.")
     if args.knob == "recipe":
         try:
@@ -394,14 +388,15 @@ def cmd_tune_method(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int
         except ValueError as error:
             raise UsageError(f"{error} Fix: edit {args.candidates}.") from error
     else:
-        candidates = method_candidates(args.knob, start=args.start, exits=args.exits or (), layers=args.layers or (),
+        candidates = method_candidates(args.knob, start=args.start, exits=args.exits or (), layers=args.view_layers or (),
                                        alphas=args.alphas or (), mode=args.mode)
     base = _metaeol_evaluator(args)
     module = base.encoder.module
+    given = module.recipe
 
     def evaluator_for(setting: dict) -> Evaluator:
         # tp/cp: the other knob keeps what --token-prepending / --contrastive set; recipes set every knob.
-        apply_settings(module, setting)
+        module.recipe = candidate_recipe(given, setting, whole=args.knob == "recipe")
         return Evaluator(base.encoder, replace(base.config))
 
     best, sweep = tune_method(evaluator_for, candidates)
@@ -421,8 +416,7 @@ def cmd_tune_method(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int
     return 0
 
 
-def add_eval_commands(commands: argparse._SubParsersAction, templates_type: Any, default_model: str,
-                      add_method_options: Any = None) -> None:
+def add_eval_commands(commands: argparse._SubParsersAction, default_model: str) -> None:
     """Register ``eval``, ``sweep`` and ``tune-layer`` on the ``metaeol`` parser."""
     evaluate = commands.add_parser(
         "eval", help="score a model on SentEval STS / transfer tasks, or compare two runs",
@@ -434,9 +428,9 @@ def add_eval_commands(commands: argparse._SubParsersAction, templates_type: Any,
     suites = evaluate.add_subparsers(dest="suite", required=True, metavar="{sts,transfer,all,retrieval,fuse,compare}")
     for suite, what in (("sts", "the 7 STS tasks"), ("transfer", "the 7 transfer tasks"), ("all", "all 14 tasks")):
         run = suites.add_parser(suite, help=f"score {what}", description=f"Score a model on {what}.")
-        run.add_argument("--layer", type=int, help="score this layer's vector (hidden_states numbering, -1 = last); "
+        run.add_argument("--layer", dest="view_layer", type=int, help="score this layer's vector (hidden_states numbering, -1 = last); "
                          "all layers come from one cached pass (write negative values as --layer=-2)")
-        _add_eval_options(run, templates_type, default_model, add_method_options)
+        _add_eval_options(run, default_model)
         run.set_defaults(handler=cmd_eval)
 
     retrieval = suites.add_parser(
@@ -457,19 +451,15 @@ def add_eval_commands(commands: argparse._SubParsersAction, templates_type: Any,
     retrieval.add_argument("--corpus-sample", type=int, default=0,
                            help="N documents: every judged document of the sampled queries plus seeded random "
                            "distractors (0 = the whole corpus); the same for both --split halves")
-    retrieval.add_argument("--layer", type=int, help="MetaEOL: score this layer's vector (hidden_states numbering; "
+    retrieval.add_argument("--layer", dest="view_layer", type=int, help="MetaEOL: score this layer's vector (hidden_states numbering; "
                            "write negative values as --layer=-2), from the same cached pass")
-    retrieval.add_argument("--chunk-tokens", type=int, metavar="N",
-                           help="chunked pooling: embed a document longer than N tokens as windows of N tokens, each "
-                           "prompted, and average their vectors (default: whole documents, truncated in the slot)")
     retrieval.add_argument("--embed-filter", type=int, metavar="TAU",
                            help="EmbedFilter: project the vectors onto the middle d/TAU singular band of the LLM's "
                            "unembedding matrix (what metaeol_integrations.add_embed_filter adds to a model)")
     retrieval.add_argument("--center", metavar="corpus|FILE",
                            help="remove a mean vector from queries and documents, fitted on the evaluated corpus "
                            "('corpus') or on the documents in FILE, one per line (what fit_center adds to a model)")
-    _add_encoder_options(retrieval, templates_type, default_model, add_method_options,
-                         extra_models=", 'bm25' (bm25s, English stop words), 'bm25-stemmed' (plus Snowball stemming)")
+    _add_encoder_options(retrieval, default_model, extra_models=", 'bm25' (bm25s, English stop words), 'bm25-stemmed' (plus Snowball stemming)")
     retrieval.set_defaults(handler=cmd_retrieval)
 
     fuse = suites.add_parser(
@@ -512,8 +502,8 @@ def add_eval_commands(commands: argparse._SubParsersAction, templates_type: Any,
         "numbers of prompts and meta-tasks. One forward pass per text (cached); PNG plots and JSON go to --out.",
     )
     sweep.add_argument("kind", nargs="?", choices=("layers", "prompts", "all"), default="all")
-    _add_eval_options(sweep, templates_type, default_model, add_method_options)
-    sweep.set_defaults(handler=cmd_sweep, layer=None)
+    _add_eval_options(sweep, default_model)
+    sweep.set_defaults(handler=cmd_sweep, view_layer=None)
 
     tune = commands.add_parser(
         "tune-layer", help="choose the output layer on STS-B dev",
@@ -521,8 +511,8 @@ def add_eval_commands(commands: argparse._SubParsersAction, templates_type: Any,
         "and with --export write a model folder that uses it.",
     )
     tune.add_argument("--export", help="write a SentenceTransformer folder with the tuned layer here")
-    _add_eval_options(tune, templates_type, default_model, add_method_options)
-    tune.set_defaults(handler=cmd_tune_layer, layer=None)
+    _add_eval_options(tune, default_model)
+    tune.set_defaults(handler=cmd_tune_layer, view_layer=None)
 
     method = commands.add_parser(
         "tune", help="choose Token Prepending / Contrastive Prompting settings or a whole recipe on STS-B dev",
@@ -540,5 +530,5 @@ def add_eval_commands(commands: argparse._SubParsersAction, templates_type: Any,
     method.add_argument("--candidates", help="recipe: JSON file with a list of recipes, each an object with any of "
                         "templates, layer, token_prepending, contrastive (module keywords; left out = default) and an "
                         "optional label")
-    _add_eval_options(method, templates_type, default_model, add_method_options)
-    method.set_defaults(handler=cmd_tune_method, layer=None)
+    _add_eval_options(method, default_model)
+    method.set_defaults(handler=cmd_tune_method, view_layer=None)

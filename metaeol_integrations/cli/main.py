@@ -12,128 +12,24 @@ from typing import Any, TextIO
 
 from metaeol_integrations.cli.evaluate import add_eval_commands
 from metaeol_integrations.cli.usage import UsageError
-from metaeol_integrations.core.templates import BUILTIN_TEMPLATE_SETS, TemplateSet
-from metaeol_integrations.errors import MetaEOLError, TemplateError
+from metaeol_integrations.cli.options import add_recipe_options, add_runtime_options, load_options
+from metaeol_integrations.errors import MetaEOLError
 from metaeol_integrations.presets import DEFAULT_PRESET, PRESETS, Preset
 
 PROGRESS_THRESHOLD = 32  # inputs; below this a progress bar is noise
 
 
-def _layers(value: str) -> int | list[int]:
-    parts = [int(part) for part in value.split(",") if part.strip()]
-    return parts[0] if len(parts) == 1 else parts
-
-
-def _token_prepending(value: str) -> bool | list[int]:
-    """``--token-prepending on``: the published range; ``--token-prepending 1,7``: start,exit."""
-    if value == "on":
-        return True
-    try:
-        start, exit_ = (int(part) for part in value.split(","))
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(
-            f"{value!r} is not 'on' or START,EXIT. Fix: e.g. --token-prepending 1,7 (0-based decoder layers, EXIT "
-            "exclusive)."
-        ) from error
-    return [start, exit_]
-
-
-def _contrastive(value: str) -> bool | dict[str, Any]:
-    """``--contrastive on``: the published PromptEOL setting; ``--contrastive 6,ns,3`` / ``6,nr``: layer,mode,alpha."""
-    if value == "on":
-        return True
-    parts = value.split(",")
-    try:
-        config: dict[str, Any] = {"layer": int(parts[0])}
-        if len(parts) > 1:
-            config["mode"] = parts[1]
-        if len(parts) > 2:
-            config["alpha"] = float(parts[2])
-        if len(parts) > 3:
-            raise ValueError(value)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(
-            f"{value!r} is not 'on' or LAYER[,ns|nr[,ALPHA]]. Fix: e.g. --contrastive 6,ns,3 (0-based decoder layer)."
-        ) from error
-    return config
-
-
-def add_method_options(parser: argparse.ArgumentParser) -> None:
-    """Options of the prompting methods beyond the templates (docs/methods.md) and of the int8 mode."""
-    parser.add_argument("--quantize", choices=("int8",),
-                        help="int8 (experimental): int8 Linear layers on the CPU, faster; vectors differ slightly from float32 and with the batch "
-                        "(docs/performance.md); default: exact float32")
-    parser.add_argument("--token-prepending", type=_token_prepending, metavar="on|START,EXIT",
-                        help="Token Prepending: copy the last token's state into a placeholder before the sentence "
-                        "before decoder layers START..EXIT-1 ('on': 1,7, the published LLaMA2-7B range)")
-    parser.add_argument("--contrastive", type=_contrastive, metavar="on|LAYER[,ns|nr[,ALPHA]]",
-                        help="Contrastive Prompting: subtract an 'irrelevant information' prompt's attention output "
-                        "at decoder LAYER (0-based) from the last token's; ns scales by ALPHA (default 2), nr keeps "
-                        "the norm ('on': 4,ns,2, the published PromptEOL setting)")
-
-
-def _templates(value: str) -> Any:
-    if value in BUILTIN_TEMPLATE_SETS:
-        return value
-    if "+" in value and not Path(value).is_file():
-        try:
-            TemplateSet.coerce(value)  # an ensemble such as metaeol+ke: checked here, built by load()
-            return value
-        except TemplateError as error:
-            raise argparse.ArgumentTypeError(str(error)) from error
-    path = Path(value)
-    if path.is_file():
-        try:
-            with path.open(encoding="utf-8") as handle:
-                return json.load(handle)
-        except (OSError, ValueError) as error:
-            raise argparse.ArgumentTypeError(
-                f"cannot read the template file {value!r} ({error}). Fix: write it as JSON, "
-                '{"meta_task": ["... \\"{sentence}\\" ... in one word:\\"", ...]} or a list of templates.'
-            ) from error
-    raise argparse.ArgumentTypeError(
-        f"{value!r} is neither a built-in template set ({', '.join(BUILTIN_TEMPLATE_SETS)}) nor a JSON file."
-    )
-
-
 def _add_model_options(parser: argparse.ArgumentParser, with_model: bool = True) -> None:
     if with_model:
         parser.add_argument("--model", default=DEFAULT_PRESET, help=f"preset, model folder or .gguf file (default: {DEFAULT_PRESET})")
-    parser.add_argument("--templates", type=_templates,
-                        help="metaeol, prompteol, pcot, ke, ck, retrieval-document, retrieval-query, an ensemble joined by '+' "
-                        "(e.g. metaeol+ke), or a JSON "
-                        "file {meta_task: [template, ...]}")
-    parser.add_argument("--layer", type=_layers, help="output layer, or comma-separated layers to average; -1 = last (write negative lists as --layer=-2,-1)")
-    parser.add_argument("--max-seq-length", type=int, help="longest prompt in tokens (the sentence is truncated inside its slot)")
-    parser.add_argument("--no-prefix-cache", dest="prefix_cache", action="store_false", default=None,
-                        help="run every prompt whole instead of reusing the template prefixes' keys/values")
-    parser.add_argument("--dtype", help="float32 (default), bfloat16 or float16")
-    parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: best available)")
-    parser.add_argument("--chunk-tokens", type=int, metavar="N",
-                        help="chunked pooling: embed a text longer than N tokens as windows of N tokens, each "
-                        "prompted, and average their vectors (docs/retrieval.md)")
-    add_method_options(parser)
-
-
-def _load_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The model options of :func:`_add_model_options` as keywords of ``load`` (all but the device)."""
-    return {
-        "templates": args.templates,
-        "layer": args.layer,
-        "max_seq_length": args.max_seq_length,
-        "prefix_cache": args.prefix_cache,
-        "token_prepending": args.token_prepending,
-        "contrastive": args.contrastive,
-        "quantize": args.quantize,
-        "chunk_tokens": args.chunk_tokens,
-        "model_kwargs": {"dtype": args.dtype} if args.dtype else None,
-    }
+    add_recipe_options(parser)
+    add_runtime_options(parser)
 
 
 def _load_model(args: argparse.Namespace):
     from metaeol_integrations.loading import load
 
-    return load(args.model, device=args.device, **_load_options(args))
+    return load(args.model, device=args.device, **load_options(args))
 
 
 def _read_texts(args: argparse.Namespace, stdin: TextIO) -> list[str]:
@@ -192,7 +88,7 @@ def cmd_encode_ray(args: argparse.Namespace, out: TextIO) -> int:
     from metaeol_integrations.distributed import RayEmbedConfig, embed_files
 
     config = RayEmbedConfig(
-        model=args.model, load_kwargs=_load_options(args), text_column=args.text_column, id_column=args.id_column,
+        model=args.model, load_kwargs=load_options(args), text_column=args.text_column, id_column=args.id_column,
         num_actors=args.num_actors, num_cpus_per_actor=args.cpus_per_actor, encode_batch_size=args.batch_size,
         normalize=args.normalize, **({"batch_size": args.commit_rows} if args.commit_rows else {}),
     )
@@ -235,7 +131,7 @@ def cmd_encode(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
 def cmd_export(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
     from metaeol_integrations.loading import export
 
-    options = {key: value for key, value in _load_options(args).items() if value is not None}
+    options = {key: value for key, value in load_options(args).items() if value is not None}
     folder = export(args.name, args.output_dir, weights=args.weights, device=args.device, revision=args.revision,
                     **options)
     config = json.loads((Path(folder) / "metaeol_config.json").read_text(encoding="utf-8"))
@@ -270,15 +166,15 @@ def cmd_fit_center(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
 
 
 def _methods_label(preset: Preset) -> str:
-    """Token Prepending / Contrastive Prompting settings of a preset in the CLI's own notation, '-' if none."""
-    parts = []
-    if preset.token_prepending is not None:
-        parts.append("TP {},{}".format(*preset.token_prepending))
-    if preset.contrastive is not None:
-        cp = preset.contrastive
-        parts.append(f"CP {cp['layer']},{cp.get('mode', 'ns')}" + (f",{cp['alpha']:g}" if "alpha" in cp else ""))
-    if preset.chunk_tokens is not None:
-        parts.append(f"chunks {preset.chunk_tokens}")
+    """Token Prepending / Contrastive Prompting / chunking / EmbedFilter of a preset in the CLI's notation, '-' if none."""
+    recipe, parts = preset.recipe, []
+    if recipe.token_prepending is not None:
+        parts.append(f"TP {recipe.token_prepending.start},{recipe.token_prepending.exit}")
+    if recipe.contrastive is not None:
+        cp = recipe.contrastive
+        parts.append(f"CP {cp.layer},{cp.mode},{cp.alpha:g}")
+    if recipe.chunk_tokens is not None:
+        parts.append(f"chunks {recipe.chunk_tokens}")
     if preset.embed_filter is not None:
         parts.append(f"EmbedFilter d/{preset.embed_filter}")
     return " + ".join(parts) or "-"
@@ -288,8 +184,8 @@ def cmd_info(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
     rows = [("name", "base model", "templates", "layer", "methods", "offline", "description")]
     for preset in PRESETS.values():
         rows.append(
-            (preset.name, preset.base_model_label, preset.templates,
-             "set's own" if preset.layer is None else str(preset.layer), _methods_label(preset),
+            (preset.name, preset.base_model_label, preset.recipe.templates.name,
+             "set's own" if preset.recipe.layer is None else str(preset.recipe.layer), _methods_label(preset),
              "yes" if preset.runs_offline else "no", preset.description)
         )
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]) - 1)]
@@ -369,7 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_options(center)
     center.set_defaults(handler=cmd_fit_center)
 
-    add_eval_commands(commands, _templates, DEFAULT_PRESET, add_method_options)
+    add_eval_commands(commands, DEFAULT_PRESET)
 
     info = commands.add_parser("info", help="list the presets", description="List the named presets.")
     info.set_defaults(handler=cmd_info)

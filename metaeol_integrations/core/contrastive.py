@@ -12,12 +12,19 @@ prompt's, so what remains emphasises the sentence's core meaning.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
 from torch import nn
 
+from metaeol_integrations.core.backbone import decoder_layers
+from metaeol_integrations.core.batching import length_buckets
+from metaeol_integrations.core.methods import CallInputs, MethodContext
+from metaeol_integrations.core.readout import RowPositions, input_at_last_token
+from metaeol_integrations.core.templates import TemplateSet
+from metaeol_integrations.core.tokenization import PromptTokenizer, pad_batch
 from metaeol_integrations.errors import LayerError
 
 AUXILIARY_TEMPLATE = 'The irrelevant information of this sentence : "{sentence}" means in one word:"'
@@ -65,6 +72,11 @@ class ContrastivePrompting:
     def to_config(self) -> dict:
         return asdict(self)
 
+    def bind(self, context: MethodContext) -> BoundContrastivePrompting:
+        """The run-time part for one model (a :class:`~metaeol_integrations.core.methods.BoundMethod`)."""
+        self.check(context.num_layers)
+        return BoundContrastivePrompting(self, context)
+
     def combine(self, normal: torch.Tensor, auxiliary: torch.Tensor) -> torch.Tensor:
         """The replacement of the last token's ``o_proj`` input."""
         difference = normal - auxiliary
@@ -84,3 +96,47 @@ def output_projection(layer: nn.Module) -> nn.Module:
             "Fix: use a Llama-style model (Llama, Mistral, Qwen2, Gemma, SmolLM2)."
         )
     return projection
+
+
+class BoundContrastivePrompting:
+    """Contrastive Prompting on one model: the auxiliary prompt's ids, its pass, and the edit of ``o_proj``'s input."""
+
+    marks_slot = False
+
+    def __init__(self, settings: ContrastivePrompting, context: MethodContext) -> None:
+        self.settings, self.context = settings, context
+        output_projection(decoder_layers(context.model)[settings.layer])  # fails early without an o_proj
+        self.auxiliary = PromptTokenizer(context.tokenizer, TemplateSet.coerce(settings.auxiliary),
+                                         context.max_seq_length)
+
+    @property
+    def target(self) -> nn.Module:
+        """The layer's ``o_proj``, looked up per use: int8 mode replaces it after binding."""
+        return output_projection(decoder_layers(self.context.model)[self.settings.layer])
+
+    def features(self, texts: Sequence[str], prompt: str) -> dict[str, Any]:
+        ids = self.auxiliary.tokenize(texts, prefix=prompt).input_ids
+        padded = pad_batch(ids, self.context.tokenizer.pad_token_id, "right")
+        return {"aux_input_ids": padded["input_ids"], "aux_attention_mask": padded["attention_mask"]}
+
+    def prepare(self, features: dict[str, Any]) -> torch.Tensor:
+        """``v_aux`` per text: one auxiliary pass for all templates, stopped at the layer."""
+        ids, mask = features["aux_input_ids"], features["aux_attention_mask"]
+        target, out = self.target, None
+        for chunk in length_buckets(mask.sum(dim=1), self.context.max_tokens_per_forward):
+            width = int(mask[chunk].sum(dim=1).max())
+            values = input_at_last_token(self.context.model, ids[chunk, :width], mask[chunk, :width], target,
+                                         self.context.pass_position_ids)
+            if out is None:
+                out = torch.empty(ids.shape[0], values.shape[-1], device=ids.device)
+            out[chunk] = values
+        return out
+
+    def call_inputs(self, chunk_ids: torch.Tensor, rows: torch.Tensor, num_prompts: int, prepared: Any) -> CallInputs:
+        settings, v_aux = self.settings, prepared[rows // num_prompts]  # rows are text-major: row // K is the text
+
+        def subtract_auxiliary(values: torch.Tensor, at: RowPositions) -> None:
+            last = at(at.last)
+            values[last] = settings.combine(values[last].float(), v_aux).to(values.dtype)
+
+        return CallInputs(edits=[(self.target, subtract_auxiliary)])

@@ -14,19 +14,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from metaeol_integrations.locations import default_cache_folder
+
 logger = logging.getLogger(__name__)
-
-CACHE_ENV_VAR = "METAEOL_CACHE"
-
-
-def default_cache_folder() -> Path:
-    """``$METAEOL_CACHE``, else ``$XDG_CACHE_HOME/metaeol-integrations``, else ``~/.cache/metaeol-integrations``."""
-    if os.environ.get(CACHE_ENV_VAR):
-        return Path(os.environ[CACHE_ENV_VAR]).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
-    return base / "metaeol-integrations"
-
 
 def _file_digest(path: Path) -> str:
     digest = hashlib.sha256()

@@ -16,9 +16,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
+from metaeol_integrations.core.backbone import decoder_layers
+from metaeol_integrations.core.methods import CallInputs, MethodContext
+from metaeol_integrations.core.readout import RowPositions
 from metaeol_integrations.core.templates import PromptTemplate
 from metaeol_integrations.errors import LayerError
 
@@ -61,6 +65,36 @@ class TokenPrepending:
 
     def to_config(self) -> list[int]:
         return [self.start, self.exit]
+
+    def bind(self, context: MethodContext) -> BoundTokenPrepending:
+        """The run-time part for one model (a :class:`~metaeol_integrations.core.methods.BoundMethod`)."""
+        self.check(context.num_layers)
+        return BoundTokenPrepending(self, context.model)
+
+
+class BoundTokenPrepending:
+    """Token Prepending on one model: the placeholder in every prompt, its vector, and the copies."""
+
+    marks_slot = True
+
+    def __init__(self, settings: TokenPrepending, model: torch.nn.Module) -> None:
+        self.settings, self.model = settings, model
+
+    def features(self, texts: Sequence[str], prompt: str) -> dict[str, Any]:
+        return {}
+
+    def prepare(self, features: dict[str, Any]) -> None:
+        return None
+
+    def call_inputs(self, chunk_ids: torch.Tensor, rows: torch.Tensor, num_prompts: int, prepared: Any) -> CallInputs:
+        placeholder = placeholder_positions(chunk_ids)
+
+        def copy_last_into_placeholder(hidden: torch.Tensor, at: RowPositions) -> None:
+            hidden[at(placeholder)] = hidden[at(at.last)]
+
+        layers = decoder_layers(self.model)
+        edits = [(layers[index], copy_last_into_placeholder) for index in range(self.settings.start, self.settings.exit)]
+        return CallInputs(embed_with_placeholder(self.model, chunk_ids), edits)
 
 
 def with_placeholder(template: PromptTemplate) -> PromptTemplate:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from metaeol_integrations.core.gguf import default_cache_folder
+from metaeol_integrations.locations import default_cache_folder
 
 
 def text_key(text: str) -> str:
@@ -32,7 +32,7 @@ def identity_key(identity: Mapping[str, Any]) -> str:
 
 
 def default_embedding_cache_dir() -> Path:
-    """``<package cache>/embeddings`` (see :func:`metaeol_integrations.core.gguf.default_cache_folder`)."""
+    """``<package cache>/embeddings`` (see :func:`metaeol_integrations.locations.default_cache_folder`)."""
     return default_cache_folder() / "embeddings"
 
 

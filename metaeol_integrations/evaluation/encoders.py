@@ -7,7 +7,6 @@ sweeps are then slices of cached arrays instead of new forward passes.
 
 from __future__ import annotations
 
-import json
 import os
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -16,10 +15,10 @@ from typing import Any
 import numpy as np
 from sentence_transformers import SentenceTransformer
 
-from metaeol_integrations import __version__
+from metaeol_integrations._version import __version__
 from metaeol_integrations.core.module import MetaEOL
 from metaeol_integrations.errors import ModelNotAvailableError
-from metaeol_integrations.presets import file_in_package
+from metaeol_integrations.locations import file_in_package
 
 # Trained encoders a user would otherwise pick, available offline from packages that ship their weights.
 REFERENCE_ENCODERS = {
@@ -62,23 +61,15 @@ class MetaEOLEncoder(Encoder):
         self.module: MetaEOL = model[0]
 
     def identity(self) -> dict[str, Any]:
-        # Keys appear only when a method is on, so the cache of plain MetaEOL runs keeps its key.
-        methods = {key: value for key, value in (("token_prepending", self.module.token_prepending),
-                                                 ("contrastive", self.module.contrastive),
-                                                 ("quantize", self.module.quantize),
-                                                 ("task_templates", self.module.task_templates),
-                                                 ("chunk_tokens", self.module.chunk_tokens),
-                                                 ("postprocessing", _postprocessing_identity(self.model))) if value}
+        postprocessing = _postprocessing_identity(self.model)
         return {
-            **methods,
+            **self.module.recipe.vector_identity(),
+            **({"postprocessing": postprocessing} if postprocessing else {}),
             "kind": "metaeol",
             "base_model": self.module.base_model,
             "architecture": type(self.module.auto_model).__name__,
             "parameters": sum(p.numel() for p in self.module.auto_model.parameters()),
             "dtype": str(self.module.auto_model.dtype),
-            "templates": self.module.templates,
-            "layer": self.module.effective_layer,
-            "max_seq_length": self.module.max_seq_length,
             "version": __version__,
         }
 
@@ -162,20 +153,18 @@ def build_encoder(
     model: str,
     *,
     pooling: str = "last-token",
-    templates: str | None = None,
-    layer: int | list[int] | None = None,
-    max_seq_length: int | None = None,
     dtype: str | None = None,
     device: str | None = None,
     batch_size: int = 16,
-    token_prepending: bool | list[int] | None = None,
-    contrastive: bool | dict | None = None,
-    quantize: str | None = None,
-    query_templates: str | None = None,
+    query_templates: Any = None,
+    **options: Any,
 ) -> Encoder:
     """An encoder for a preset, MetaEOL folder, LLM folder or ``.gguf`` file, a reference encoder name, or any
-    SentenceTransformer folder. ``pooling="mean"`` builds the mean-pooling baseline over the same base LLM."""
+    SentenceTransformer folder. ``options`` are recipe options (``load`` keywords; None: unchanged);
+    ``query_templates`` is short for ``task_templates={"query": ...}``. ``pooling="mean"`` builds the mean-pooling
+    baseline over the same base LLM."""
     from metaeol_integrations.loading import load
+    from metaeol_integrations.sources import SENTENCE_TRANSFORMER_FOLDER, resolve_source
 
     if model in REFERENCE_ENCODERS:
         folder = _reference_folder(model)
@@ -183,27 +172,49 @@ def build_encoder(
             SentenceTransformer(str(folder), device=device), model, {"kind": "sentence-transformer", "model": model},
             batch_size=max(batch_size, 32),
         )
-    folder = Path(model)
-    if (folder / "modules.json").is_file():
-        modules = json.loads((folder / "modules.json").read_text(encoding="utf-8"))
-        if not any(module.get("type", "").endswith(".MetaEOL") for module in modules):
-            return SentenceTransformerEncoder(
-                SentenceTransformer(str(folder), device=device), folder.name,
-                {"kind": "sentence-transformer", "model": str(folder.resolve())}, batch_size=max(batch_size, 32),
-            )
-    model_kwargs = {"dtype": dtype} if dtype else None
-    metaeol = load(model, templates=templates, layer=layer, max_seq_length=max_seq_length,
-                   model_kwargs=model_kwargs, device=device, token_prepending=token_prepending,
-                   contrastive=contrastive, quantize=quantize,
-                   task_templates={"query": query_templates} if query_templates else None)
+    if pooling not in ("last-token", "mean"):
+        raise ValueError(f"Unknown pooling {pooling!r}. Fix: use 'last-token' (MetaEOL) or 'mean'.")
+    source = resolve_source(model)
+    if source.kind == SENTENCE_TRANSFORMER_FOLDER:
+        folder = Path(source.location)
+        return SentenceTransformerEncoder(
+            SentenceTransformer(str(folder), device=device), folder.name,
+            {"kind": "sentence-transformer", "model": str(folder.resolve())}, batch_size=max(batch_size, 32),
+        )
     if pooling == "mean":
-        module: MetaEOL = metaeol[0]
-        base_folder = module.auto_model.name_or_path
+        base_folder, base_model = _base_llm(source)
         return SentenceTransformerEncoder(
             mean_pooling_model(base_folder, device=device), f"{model} (mean pooling)",
-            {"kind": "mean-pooling", "base_model": module.base_model, "dtype": str(module.auto_model.dtype)},
+            {"kind": "mean-pooling", "base_model": base_model, "dtype": str(dtype_name(dtype))},
             batch_size=max(batch_size, 32),
         )
-    if pooling != "last-token":
-        raise ValueError(f"Unknown pooling {pooling!r}. Fix: use 'last-token' (MetaEOL) or 'mean'.")
+    if query_templates is not None:
+        options["task_templates"] = {"query": query_templates}
+    metaeol = load(model, model_kwargs={"dtype": dtype} if dtype else None, device=device, **options)
     return MetaEOLEncoder(metaeol, model, batch_size=batch_size)
+
+
+def dtype_name(dtype: str | None) -> str:
+    """How the identity of the mean-pooling baseline names its dtype (float32 unless given)."""
+    import torch
+
+    from metaeol_integrations.core.backbone import resolve_dtype
+
+    return str(resolve_dtype(dtype) or torch.float32)
+
+
+def _base_llm(source: Any) -> tuple[str, str]:
+    """The local LLM folder behind a preset, LLM folder or GGUF file, and the name the MetaEOL module would record
+    as its base model, found without loading the LLM."""
+    from metaeol_integrations.core.gguf import dequantized_folder
+    from metaeol_integrations.sources import GGUF, LLM_FOLDER, PRESET
+
+    if source.kind == PRESET:
+        location = source.preset.base_model_source()
+        folder = str(dequantized_folder(location)) if location.endswith(".gguf") else location
+        return folder, source.preset.base_model_label
+    if source.kind == GGUF:
+        return str(dequantized_folder(source.location)), source.location
+    if source.kind == LLM_FOLDER:
+        return source.location, source.location
+    raise ValueError(f"Mean pooling needs a local base LLM (a preset, LLM folder or .gguf file), not {source.name!r}.")

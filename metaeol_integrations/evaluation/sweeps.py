@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from metaeol_integrations.core.recipe import Recipe
+from metaeol_integrations.errors import MetaEOLError
 from metaeol_integrations.evaluation.runner import Evaluator, View
 
 TUNING_TASK = "STSBenchmark-dev"
@@ -108,24 +110,33 @@ def method_candidates(knob: str, *, start: int = 1, exits: Sequence[int] = (), l
     raise ValueError(f"Unknown knob {knob!r}: tp or cp.")
 
 
-# What a recipe leaves out: MetaEOL templates, each set's own layer, methods off.
-RECIPE_DEFAULTS = {"templates": "metaeol", "layer": None, "token_prepending": None, "contrastive": None}
-RECIPE_KEYS = tuple(RECIPE_DEFAULTS)
+# The options a whole-recipe candidate resets to their defaults when it leaves them out, so every candidate is scored
+# as written and not with the previous candidate's leftovers; the other options (max_seq_length...) stay as given.
+RECIPE_KNOBS = ("templates", "layer", "token_prepending", "contrastive")
 
 
 def recipe_candidates(recipes: Sequence[dict]) -> list[dict]:
-    """Check whole-recipe candidates (keys among ``RECIPE_KEYS`` plus an optional ``label``) and fill the keys a
-    recipe leaves out with their defaults (MetaEOL templates, the set's own layer, methods off), so every candidate
-    is scored as written and not with the previous candidate's leftovers."""
+    """Check whole-recipe candidates: objects of :class:`~metaeol_integrations.Recipe` options plus an optional
+    ``label``, each a valid recipe."""
     candidates = []
     for recipe in recipes:
         if not isinstance(recipe, dict):
             raise ValueError(f"A recipe is a JSON object such as {{\"templates\": \"ck\"}}, not {recipe!r}.")
-        unknown = sorted(set(recipe) - set(RECIPE_KEYS) - {"label"})
-        if unknown:
-            raise ValueError(f"Unknown recipe key(s) {unknown}: use {', '.join(RECIPE_KEYS)} (and label).")
-        candidates.append({**RECIPE_DEFAULTS, **recipe})
+        options = {key: value for key, value in recipe.items() if key != "label"}
+        try:
+            Recipe.from_options(options)
+        except (TypeError, ValueError, MetaEOLError) as error:
+            raise ValueError(str(error)) from error
+        candidates.append(dict(recipe))
     return candidates
+
+
+def candidate_recipe(base: Recipe, candidate: dict, whole: bool) -> Recipe:
+    """``base`` with a candidate's options: a whole recipe (``whole``) first resets :data:`RECIPE_KNOBS`."""
+    if whole:
+        default = Recipe()
+        base = base.replace(**{knob: getattr(default, knob) for knob in RECIPE_KNOBS})
+    return base.with_overrides({key: value for key, value in candidate.items() if key != "label"})
 
 
 def tune_method(evaluator_for: Callable[[dict], Evaluator], candidates: Sequence[dict]) -> tuple[int, Sweep]:

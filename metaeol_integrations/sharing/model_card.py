@@ -17,7 +17,7 @@ from typing import Any
 from huggingface_hub import ModelCard, ModelCardData
 from sentence_transformers.sentence_transformer.model_card import SentenceTransformerModelCardData
 
-from metaeol_integrations.core.backbone import is_hub_id
+from metaeol_integrations.locations import is_hub_id
 from metaeol_integrations.core.templates import TemplateSet
 
 CARD_TEMPLATE = Path(__file__).with_name("model_card_template.md")

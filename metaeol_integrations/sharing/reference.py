@@ -8,82 +8,40 @@ it fetches the base through the normal ``transformers`` / ``huggingface_hub`` ca
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
-from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import sentence_transformers
 import torch
 import transformers
 
-from metaeol_integrations.core.contrastive import ContrastivePrompting
-from metaeol_integrations.core.module import MetaEOL, check_weights_mode
-from metaeol_integrations.core.quantization import check_quantize_mode
-from metaeol_integrations.core.token_prepending import TokenPrepending
-from metaeol_integrations.core.templates import TemplateSet, TemplateSpec, effective_layer
+from metaeol_integrations.core.module import MODULE_TYPE, MetaEOL
+from metaeol_integrations.core.recipe import Recipe
 from metaeol_integrations.sharing.model_card import CardFacts, render_model_card
-
-_MODULE_TYPE = f"{MetaEOL.__module__}.{MetaEOL.__name__}"
-
-
-def _default(option: str):
-    """MetaEOL's own default for a constructor option (one source of truth for both ways of writing a folder)."""
-    return inspect.signature(MetaEOL.__init__).parameters[option].default
+from metaeol_integrations.sharing.persistence import check_weights_mode, declare_requirement
 
 
 def write_reference_folder(
     output_dir: str | os.PathLike,
     base_model: str,
+    recipe: Recipe | None = None,
     *,
     revision: str | None = None,
-    templates: TemplateSpec = "metaeol",
-    task_templates: Mapping[str, TemplateSpec] | None = None,
-    layer: int | Sequence[int] | None = None,
-    max_seq_length: int | None = None,
-    prefix_cache: bool | None = None,
-    max_tokens_per_forward: int | None = None,
-    token_prepending: bool | Sequence[int] | None = None,
-    contrastive: bool | Mapping | None = None,
-    quantize: str | None = None,
-    chunk_tokens: int | None = None,
     similarity_fn_name: str = "cosine",
     measured: str | None = None,
     card_base_model: str | None = None,
+    **options: Any,
 ) -> Path:
     """Write a weightless MetaEOL SentenceTransformer folder for the hub model ``base_model``; fetches nothing.
 
-    The layer is checked against the base model only when the folder is loaded (its depth is not known offline).
+    The recipe's layers are checked against the base model only when the folder is loaded (its depth is not known
+    offline). Recipe options given as keywords (``templates="prompteol"``...) are set on top of ``recipe``.
     """
     check_weights_mode("reference", base_model)
-    check_quantize_mode(quantize)
-    template_set = TemplateSet.coerce(templates)
-    task_sets = {task: TemplateSet.coerce(spec) for task, spec in (task_templates or {}).items()}
-    if not (layer is None or isinstance(layer, int)
-            or (isinstance(layer, Sequence) and layer and all(isinstance(x, int) for x in layer))):
-        raise TypeError(f"layer must be None, an int or a list of ints, not {layer!r}.")
-    settings = {
-        "max_seq_length": max_seq_length or _default("max_seq_length"),
-        "prefix_cache": _default("prefix_cache") if prefix_cache is None else bool(prefix_cache),
-        "max_tokens_per_forward": max_tokens_per_forward or _default("max_tokens_per_forward"),
-    }
-    config = {
-        "templates": template_set.to_dict(),
-        "task_templates": {task: ts.to_dict() for task, ts in task_sets.items()},
-        "layer": layer if layer is None or isinstance(layer, int) else list(layer),
-        "max_seq_length": settings["max_seq_length"],
-        "base_model": base_model,
-        "base_model_revision": revision,
-        "weights": "reference",
-        "prefix_cache": settings["prefix_cache"],
-        "max_tokens_per_forward": settings["max_tokens_per_forward"],
-        # Validated and written as the module writes them (None when off).
-        "token_prepending": None if (tp := TokenPrepending.coerce(token_prepending)) is None else tp.to_config(),
-        "contrastive": None if (cp := ContrastivePrompting.coerce(contrastive)) is None else cp.to_config(),
-        "quantize": quantize,
-        "chunk_tokens": chunk_tokens,
-    }
+    recipe = (recipe or Recipe()).with_overrides(options)
+    config = {**recipe.to_config(), "base_model": base_model, "base_model_revision": revision, "weights": "reference"}
 
     folder = Path(output_dir)
     folder.mkdir(parents=True, exist_ok=True)
@@ -99,13 +57,13 @@ def write_reference_folder(
         "similarity_fn_name": similarity_fn_name,
     }
     _write_json(folder / "config_sentence_transformers.json", model_config, indent=2, sort_keys=True)
-    MetaEOL._declare_requirement(str(folder))
-    _write_json(folder / "modules.json", [{"idx": 0, "name": "0", "path": "", "type": _MODULE_TYPE}], indent=2)
+    declare_requirement(folder)
+    _write_json(folder / "modules.json", [{"idx": 0, "name": "0", "path": "", "type": MODULE_TYPE}], indent=2)
     _write_json(folder / MetaEOL.config_file_name, config, indent=4)
     facts = CardFacts(
-        base_model=base_model, template_set=template_set, layer=effective_layer(template_set, config["layer"]),
-        max_seq_length=settings["max_seq_length"], weights="reference", base_model_revision=revision,
-        task_templates=task_sets, measured=measured, card_base_model=card_base_model,
+        base_model=base_model, template_set=recipe.templates, layer=recipe.effective_layer,
+        max_seq_length=recipe.max_seq_length, weights="reference", base_model_revision=revision,
+        task_templates=dict(recipe.task_templates), measured=measured, card_base_model=card_base_model,
     )
     (folder / "README.md").write_text(render_model_card(facts), encoding="utf-8")
     return folder

@@ -1,0 +1,4 @@
+"""The package version, in a module of its own so every layer (core included) can read it without importing the
+package root."""
+
+__version__ = "0.1.0"
