@@ -68,14 +68,14 @@ def configurations(results: Path, name: str = "smollm2-135m") -> list[Configurat
             Configuration(f"MetaEOL + {tp_label}", f"{name}-MetaEOL-TP",
                           settings={"templates": "metaeol", "token_prepending": tp}),
             Configuration(f"PromptEOL + {tp_label} = metaeol-plus-gemma3-270m", f"{name}-PromptEOL-TP",
-                          settings=PRESETS["metaeol-plus-gemma3-270m"].settings()),
+                          settings=PRESETS["metaeol-plus-gemma3-270m"].recipe.changed_options()),
         ]
     points = [
         Configuration("mean pooling", "smollm2-135m-mean-pooling", "mean-pooling"),
         Configuration("PromptEOL", "smollm2-135m-PromptEOL-last-layer", settings={"templates": "prompteol"}),
         Configuration("MetaEOL", "smollm2-135m-MetaEOL-last-layer", settings={"templates": "metaeol"}),
         Configuration("MetaEOL, layer 28 (tuned on dev) = metaeol-plus-smollm2-135m",
-                      "smollm2-135m-MetaEOL-tuned-layer-28", settings=PRESETS["metaeol-plus-smollm2-135m"].settings()),
+                      "smollm2-135m-MetaEOL-tuned-layer-28", settings=PRESETS["metaeol-plus-smollm2-135m"].recipe.changed_options()),
         Configuration("PCoT", "smollm2-135m-PCoT", settings={"templates": "pcot"}),
         Configuration("KE", "smollm2-135m-KE", settings={"templates": "ke"}),
         Configuration("CK", "smollm2-135m-CK", settings={"templates": "ck"}),

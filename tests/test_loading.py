@@ -8,6 +8,7 @@ import torch
 import metaeol_integrations
 from metaeol_integrations import (
     PRESETS,
+    Recipe,
     ModelNotAvailableError,
     UnknownModelError,
     UnsupportedModelError,
@@ -19,7 +20,7 @@ def test_the_presets_the_design_card_names_exist():
     assert {
         "metaeol-llama2-7b", "metaeol-llama2-13b", "metaeol-mistral-7b", "prompteol-llama2-7b", "metaeol-smollm2-135m",
     } <= set(PRESETS)
-    assert PRESETS["prompteol-llama2-7b"].templates == "prompteol"
+    assert PRESETS["prompteol-llama2-7b"].recipe == Recipe(templates="prompteol")
     offline = [name for name, preset in PRESETS.items() if preset.runs_offline]
     assert offline == ["metaeol-smollm2-135m", "metaeol-plus-smollm2-135m", "metaeol-rag-smollm2-135m",
                        "metaeol-gemma3-270m", "metaeol-plus-gemma3-270m"]

@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 import metaeol_integrations
+from metaeol_integrations import Recipe
 from metaeol_integrations.cli.main import main
 from metaeol_integrations.errors import WeightsModeError
 from metaeol_integrations.sharing import write_reference_folder
@@ -242,7 +243,7 @@ def test_best_recipe_presets_are_their_dev_choice(name, model):
     recipes = json.loads((RESULTS / f"{model}-recipes-tune-recipe.json").read_text())
     best = recipes["candidates"][int(np.nanargmax(recipes["scores"]))]
     chosen = {key: value for key, value in best.items() if key != "label" and value is not None}
-    assert {key: value for key, value in preset.settings().items() if value is not None} == chosen
+    assert preset.recipe == Recipe.from_options(chosen)
     assert f"Spearman {max(recipes['scores']):.2f})" in preset.measured
 
 
@@ -252,7 +253,7 @@ def test_gemma3_best_recipe_preset_quotes_its_measured_numbers():
     from metaeol_integrations.presets import PRESETS
 
     preset = PRESETS["metaeol-plus-gemma3-270m"]
-    assert preset.templates == "prompteol" and preset.token_prepending == (1, 5)
+    assert preset.recipe == Recipe(templates="prompteol", token_prepending=(1, 5))
     assert f"Spearman {_average('gemma3-270m-PromptEOL-TP-sts.json'):.2f} at 250" in preset.measured
     assert f"MetaEOL on this model: {_average('gemma3-270m-MetaEOL-last-layer-sts.json'):.2f}" in preset.measured
     assert f"Token Prepending: {_average('gemma3-270m-PromptEOL-last-layer-sts.json'):.2f}" in preset.measured
@@ -269,17 +270,17 @@ def test_smollm2_best_recipe_preset_quotes_its_measured_numbers():
     from metaeol_integrations.presets import PRESETS
 
     preset = PRESETS["metaeol-plus-smollm2-135m"]
-    assert preset.settings()["layer"] == json.loads((RESULTS / "smollm2-135m-MetaEOL-tune-layer.json").read_text())[
+    assert preset.recipe.layer == json.loads((RESULTS / "smollm2-135m-MetaEOL-tune-layer.json").read_text())[
         "best_layer"]
-    tuned = f"smollm2-135m-MetaEOL-tuned-layer-{preset.layer}"
+    tuned = f"smollm2-135m-MetaEOL-tuned-layer-{preset.recipe.layer}"
     assert f"Spearman {_average(tuned + '-all.json'):.2f} at 500" in preset.measured
     assert f"last layer: {_average('smollm2-135m-MetaEOL-last-layer-all.json'):.2f}" in preset.measured
     assert f"STS-B test {_average(tuned + '-STS-B-full-sts.json'):.2f}" in preset.measured
     assert f"accuracy {_average(tuned + '-all.json', 'transfer'):.2f}" in preset.measured
     comparison = [c for c in json.loads((RESULTS / "paired-comparisons.json").read_text())
                   if {c["label_a"], c["label_b"]} == {"smollm2-135m MetaEOL last layer",
-                                                      f"smollm2-135m MetaEOL tuned layer {preset.layer}"}][0]
-    sign = 1 if comparison["label_a"].endswith(f"layer {preset.layer}") else -1
+                                                      f"smollm2-135m MetaEOL tuned layer {preset.recipe.layer}"}][0]
+    sign = 1 if comparison["label_a"].endswith(f"layer {preset.recipe.layer}") else -1
     low, high = sorted(sign * comparison["average"][key] for key in ("ci_low", "ci_high"))
     assert f"{sign * comparison['average']['difference']:+.2f}, 95% CI [{low:+.2f}, {high:+.2f}]" in preset.measured
 

@@ -380,7 +380,7 @@ def cmd_tune_method(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int
 
     if args.knob == "tp" and not args.exits:
         raise UsageError("tune tp needs --exits. Fix: e.g. --exits 3,5,7,9 (with --start 1).")
-    if args.knob == "cp" and (not args.view_layers or (args.mode == "ns" and not args.alphas)):
+    if args.knob == "cp" and (not args.layers or (args.mode == "ns" and not args.alphas)):
         raise UsageError("tune cp needs --layers (and --alphas for ns). Fix: e.g. --layers 2,4,6 --alphas 1,2,3.")
     if args.knob == "recipe":
         try:
@@ -388,7 +388,7 @@ def cmd_tune_method(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int
         except ValueError as error:
             raise UsageError(f"{error} Fix: edit {args.candidates}.") from error
     else:
-        candidates = method_candidates(args.knob, start=args.start, exits=args.exits or (), layers=args.view_layers or (),
+        candidates = method_candidates(args.knob, start=args.start, exits=args.exits or (), layers=args.layers or (),
                                        alphas=args.alphas or (), mode=args.mode)
     base = _metaeol_evaluator(args)
     module = base.encoder.module

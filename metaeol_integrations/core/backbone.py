@@ -153,6 +153,12 @@ def decoder_layers(model: nn.Module) -> nn.ModuleList:
     )
 
 
+def num_decoder_layers(model: nn.Module) -> int:
+    """How many decoder layers the model has (its config's count, else the length of its layer list)."""
+    configured = getattr(model.config, "num_hidden_layers", None)
+    return int(configured) if configured else len(decoder_layers(model))
+
+
 def resolve_layers(layer: int | Sequence[int], num_layers: int) -> tuple[int, ...]:
     """Map a layer index or list (negative allowed, ``hidden_states`` convention) to indices in ``0..num_layers``."""
     requested: Iterable[Any] = [layer] if isinstance(layer, int) else layer

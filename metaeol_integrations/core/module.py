@@ -14,22 +14,16 @@ from typing import Any
 import torch
 from sentence_transformers.base.modules import InputModule
 
-from metaeol_integrations.core.backbone import decoder_layers, load_backbone
+from metaeol_integrations.core.backbone import load_backbone, num_decoder_layers
 from metaeol_integrations.core.chunking import mean_over_windows
 from metaeol_integrations.core.methods import MethodContext, bind_methods
 from metaeol_integrations.core.pooling import layers_needed, pool_prompts
 from metaeol_integrations.core.prompting import Prompting
-from metaeol_integrations.core.quantization import (
-    DEFAULT_INT8_SKIP,
-    check_quantize_mode,
-    dequantized_state_dict,
-    quantize_int8,
-)
+from metaeol_integrations.core import quantization
 from metaeol_integrations.core.recipe import Recipe
 from metaeol_integrations.core.runner import PromptRunner
 from metaeol_integrations.core.templates import TemplateSet, TemplateSpec
 from metaeol_integrations.core.tokenization import PromptTokenizer
-from metaeol_integrations.errors import QuantizationError
 from metaeol_integrations.sharing.persistence import (
     check_weights_mode,
     declare_requirement,
@@ -38,11 +32,6 @@ from metaeol_integrations.sharing.persistence import (
 )
 
 logger = logging.getLogger(__name__)
-
-
-def _num_decoder_layers(model: torch.nn.Module) -> int:
-    configured = getattr(model.config, "num_hidden_layers", None)
-    return int(configured) if configured else len(decoder_layers(model))
 
 
 def _recipe_option(name: str) -> property:
@@ -64,10 +53,8 @@ class MetaEOL(InputModule):
         model_name_or_path: The base decoder-only LLM: a local folder, a ``.gguf`` file, or a hub id.
         recipe: What to compute (:class:`~metaeol_integrations.core.recipe.Recipe`: templates, layer, methods...);
             default ``Recipe()``, MetaEOL's 8 templates at the final layer.
-        model_kwargs: Passed to ``AutoModel.from_pretrained`` (``dtype``, ``attn_implementation``, ...);
-            ``trust_remote_code`` and ``use_safetensors=False`` are honoured only from here.
-        processor_kwargs: Passed to ``AutoTokenizer.from_pretrained``.
-        config_kwargs: Passed to ``AutoConfig.from_pretrained``.
+        model_kwargs, processor_kwargs, config_kwargs: Passed to ``AutoModel`` / ``AutoTokenizer`` / ``AutoConfig``
+            ``from_pretrained``; ``trust_remote_code`` and ``use_safetensors=False`` are honoured only from here.
         cache_folder: Where hub downloads and dequantised GGUF copies go.
         base_model: Where the weights originally came from, kept as information in the saved config.
         base_model_revision: The hub revision of ``base_model`` (default: ``model_kwargs["revision"]``).
@@ -109,7 +96,7 @@ class MetaEOL(InputModule):
         self.base_model = base_model or str(model_name_or_path)
         self.base_model_revision = base_model_revision or (model_kwargs or {}).get("revision")
         self.weights = weights or default_weights_mode(str(model_name_or_path))
-        self.num_layers = _num_decoder_layers(self.auto_model)
+        self.num_layers = num_decoder_layers(self.auto_model)
         self.runner = PromptRunner(self.auto_model, self.num_layers)
         self._quantized: str | None = None
         self.recipe = recipe
@@ -131,27 +118,20 @@ class MetaEOL(InputModule):
         self._set_quantized(recipe.quantize)
         self._recipe, self._prompting = recipe, prompting
 
-    def _set_quantized(self, mode: str | None) -> None:
-        check_quantize_mode(mode)
-        if mode != self._quantized:
-            self._quantize_weights(DEFAULT_INT8_SKIP)
-
-    def _quantize_weights(self, skip: Iterable[str]) -> list[str]:
-        if self._quantized is not None:
-            raise QuantizationError(
-                "This model's weights are already int8; they cannot be made float32 again in place. Fix: load the "
-                "model again without quantize."
-            )
-        replaced = quantize_int8(self.auto_model, skip=skip)
+    def _set_quantized(self, mode: str | None, skip: Iterable[str] = quantization.DEFAULT_INT8_SKIP) -> list[str]:
+        quantization.check_quantize_mode(mode)
+        if mode == self._quantized:
+            return []
+        replaced = quantization.to_int8(self.auto_model, self._quantized, skip)  # raises when already int8
         self.runner.clear_prefix_cache()  # prefix keys/values computed in float32 would not match the int8 model
-        self._quantized = "int8"
+        self._quantized = mode
         return replaced
 
-    def quantize_weights(self, skip: Iterable[str] = DEFAULT_INT8_SKIP) -> list[str]:
+    def quantize_weights(self, skip: Iterable[str] = quantization.DEFAULT_INT8_SKIP) -> list[str]:
         """int8 mode with a choice of Linear layers kept in float32 (attribute names such as ``"down_proj"``);
         returns the layers made int8. ``quantize="int8"`` is this with none kept; other choices exist to measure
         variants (benchmarks/int8_variants.py) and are not recorded in a saved folder."""
-        replaced = self._quantize_weights(skip)
+        replaced = self._set_quantized("int8", skip)
         self.recipe = self.recipe.replace(quantize="int8")
         return replaced
 
@@ -195,7 +175,6 @@ class MetaEOL(InputModule):
         return self._prompting.tokenizer_for(task)
 
     # -- run-time switches (no effect on the vectors) -------------------------------------------------------------
-
     @property
     def packing(self) -> bool:
         """Whether rows run packed end to end (``core/packing.py``; on where the architecture allows it)."""
@@ -265,7 +244,7 @@ class MetaEOL(InputModule):
         if self.weights == "copy":
             # An int8 model is written as the float32 weights it computes with; loading quantizes them again to
             # the same int8 values (its config records quantize="int8").
-            state_dict = dequantized_state_dict(self.auto_model) if self.quantize else None
+            state_dict = quantization.dequantized_state_dict(self.auto_model) if self.quantize else None
             self.auto_model.save_pretrained(output_path, state_dict=state_dict, safe_serialization=safe_serialization)
             self.tokenizer.save_pretrained(output_path)
         self.save_config(output_path)
@@ -285,12 +264,9 @@ class MetaEOL(InputModule):
         config_kwargs: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> MetaEOL:
-        """Load the module saved in a model folder.
-
-        ``trust_remote_code`` given to ``SentenceTransformer`` only allows importing this class; it is not passed
-        on to the base LLM (pass ``model_kwargs={"trust_remote_code": True}`` for that). Only the known keys of
-        ``metaeol_config.json`` are read, so a folder cannot redirect loading to other files or options.
-        """
+        """Load the module saved in a model folder. ``trust_remote_code`` given to ``SentenceTransformer`` only
+        imports this class (pass ``model_kwargs={"trust_remote_code": True}`` for the LLM); only the known keys of
+        ``metaeol_config.json`` are read, so a folder cannot redirect loading to other files or options."""
         hub = dict(token=token, cache_folder=cache_folder, revision=revision, local_files_only=local_files_only)
         config = cls.load_config(model_name_or_path, subfolder=subfolder, **hub)
         unknown = sorted(set(config) - set(cls.config_keys))

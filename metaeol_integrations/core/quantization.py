@@ -80,6 +80,16 @@ def quantize_int8(model: nn.Module, skip: Iterable[str] = DEFAULT_INT8_SKIP) -> 
     return [name for name, _ in targets]
 
 
+def to_int8(model: nn.Module, current: str | None, skip: Iterable[str] = DEFAULT_INT8_SKIP) -> list[str]:
+    """:func:`quantize_int8` for a model whose mode is ``current``; int8 cannot be undone or applied twice."""
+    if current is not None:
+        raise QuantizationError(
+            "This model's weights are already int8; they cannot be made float32 again in place. Fix: load the "
+            "model again without quantize."
+        )
+    return quantize_int8(model, skip)
+
+
 def dequantized_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     """``model``'s state dict with each :class:`Int8Linear` written back as a float32 ``weight``/``bias``, so a
     saved int8 model is a normal safetensors checkpoint. Quantizing these weights again gives the same int8 values
