@@ -38,6 +38,7 @@ def test_encode_prints_a_similarity_matrix(tiny_model_dir):
     assert diagonal == pytest.approx([1.0, 1.0, 1.0], abs=1e-4)
 
 
+@pytest.mark.slow
 def test_encode_writes_npy_and_jsonl_from_file_and_stdin(tiny_model_dir, tmp_path):
     source = tmp_path / "in.txt"
     source.write_text("first line\nsecond line\n", encoding="utf-8")
@@ -145,6 +146,7 @@ def test_bad_layer(tiny_model_dir, capsys):
     assert exit_info.value.code == 2 and "Traceback" not in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_library_bars_only_with_verbose(tiny_model_dir, capsys):
     assert run(["encode", "--model", str(tiny_model_dir), "x"])[0] == 0
     assert "Loading weights" not in capsys.readouterr().err
@@ -158,6 +160,7 @@ def test_help_names_every_command():
         assert command in help_text
 
 
+@pytest.mark.slow
 def test_no_prefix_cache_flag_reaches_load(tiny_model_dir, monkeypatch):
     import metaeol_integrations.loading as loading
 

@@ -22,7 +22,8 @@ from metaeol_integrations import ClusterResourcesError, InputIdError  # noqa: E4
 from metaeol_integrations.cli.main import main  # noqa: E402
 from metaeol_integrations.distributed import RayEmbedConfig, embed_dataset, embed_files  # noqa: E402
 
-pytestmark = pytest.mark.enable_socket  # Ray's driver talks to its local processes over loopback TCP
+# Ray's driver talks to its local processes over loopback TCP; Ray clusters and subprocesses are the slow lane.
+pytestmark = [pytest.mark.enable_socket, pytest.mark.slow]
 
 TEXTS = [f"Sentence number {i} is about {'cats' if i % 2 else 'the stock market'}." for i in range(40)] + ["", "Why?"]
 

@@ -56,6 +56,7 @@ def test_encoder_models_are_rejected(tmp_path, tiny_model_dir):
         metaeol_integrations.load(str(tmp_path))
 
 
+@pytest.mark.slow
 def test_pickle_weights_are_refused_unless_allowed(tmp_path, tiny_model_dir):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

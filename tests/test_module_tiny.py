@@ -34,6 +34,7 @@ def plain(tiny_model_dir):
     return model, AutoTokenizer.from_pretrained(tiny_model_dir)
 
 
+@pytest.mark.slow
 def test_embeddings_equal_the_plain_one_prompt_at_a_time_computation(tiny, plain):
     got = tiny.encode(SENTENCES, batch_size=3, convert_to_tensor=True)
     expected = torch.stack([reference_embedding(*plain, text, TEMPLATES) for text in SENTENCES])
@@ -41,6 +42,7 @@ def test_embeddings_equal_the_plain_one_prompt_at_a_time_computation(tiny, plain
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("layer", [0, 1, 2, -2, 3, -1, [1, -1], [0, 2]])
 def test_every_layer_matches_output_hidden_states(tiny, plain, layer):
     module: MetaEOL = tiny[0]
@@ -63,6 +65,7 @@ def test_layer_out_of_range_is_a_clear_error(tiny, layer):
     assert tiny[0].layer == -1
 
 
+@pytest.mark.slow
 def test_batch_size_order_and_neighbours_do_not_change_vectors(tiny):
     assert_batch_invariant(tiny, SENTENCES * 4, seed=0, rtol=1e-5, atol=1e-5)
 
@@ -112,6 +115,7 @@ def test_non_string_input_raises_type_error(tiny, bad):
         tiny.encode(bad)
 
 
+@pytest.mark.slow
 def test_sentence_transformers_encode_options_work(tiny):
     texts = SENTENCES[:4]
     raw = tiny.encode(texts)
@@ -142,6 +146,7 @@ def test_prompt_embeddings_are_exposed_per_template(tiny):
     torch.testing.assert_close(out["prompt_embeddings"].mean(0), out["sentence_embedding"])
 
 
+@pytest.mark.slow
 def test_save_load_round_trip_is_identical(tiny, tmp_path):
     tiny[0].layer = [1, -1]
     try:
@@ -196,6 +201,7 @@ def test_package_loader_refuses_foreign_module_classes(tiny, tmp_path):
         metaeol_integrations.load(str(tmp_path))
 
 
+@pytest.mark.slow
 def test_model_pickles_for_the_multi_process_pool(tiny):
     tiny[0].layer = [1, -1]
     try:
@@ -228,6 +234,7 @@ def test_max_seq_length_truncates_inside_the_slot(tiny):
         assert text.endswith(template.suffix)
 
 
+@pytest.mark.slow
 def test_multi_process_pool_gives_the_same_vectors(tiny):
     tiny[0].layer = [1, -1]
     try:
@@ -238,6 +245,7 @@ def test_multi_process_pool_gives_the_same_vectors(tiny):
     np.testing.assert_allclose(pooled, expected, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_encode_query_and_document_use_the_same_templates_by_default(tiny):
     texts = SENTENCES[:3]
     np.testing.assert_allclose(tiny.encode_query(texts), tiny.encode(texts), rtol=1e-6, atol=1e-6)
@@ -270,6 +278,7 @@ def test_a_rejected_setting_leaves_the_module_unchanged(tiny):
     assert module.task_template_sets == {} and module.max_seq_length == 512
 
 
+@pytest.mark.slow
 def test_threads_sharing_one_model_get_sequential_vectors(tiny):
     from concurrent.futures import ThreadPoolExecutor
 

@@ -41,6 +41,7 @@ def _cosines(x: np.ndarray) -> np.ndarray:
     return x @ x.T
 
 
+@pytest.mark.slow
 def test_fit_center_removes_the_numpy_mean_of_the_document_vectors(model, tiny_model_dir):
     plain = metaeol_integrations.load(str(tiny_model_dir), device="cpu")
     raw_docs, raw_queries = plain.encode_document(DOCS), plain.encode_query(QUERIES)
@@ -129,6 +130,7 @@ def test_cli_fit_center_writes_a_folder_with_filter_and_center(tiny_model_dir, t
     assert main(["fit-center", str(tmp_path / "none"), "--model", str(tiny_model_dir), "--file", "/dev/null"]) == 2
 
 
+@pytest.mark.slow
 def test_both_adapters_fit_centering_on_their_documents(tiny_model_dir):
     from metaeol_integrations.langchain import MetaEOLEmbeddings
     from metaeol_integrations.llama_index import MetaEOLEmbedding
@@ -143,6 +145,7 @@ def test_both_adapters_fit_centering_on_their_documents(tiny_model_dir):
                                rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_harness_post_processing_equals_the_model_with_the_modules(tiny_model_dir, tmp_path):
     """`eval retrieval --embed-filter 2 --center corpus` on cached raw vectors == a model with both modules."""
     from metaeol_integrations.evaluation.beir import read_beir

@@ -59,6 +59,7 @@ def test_each_set_keeps_its_published_readout_layer():
     ("metaeol+ke", [(METAEOL, -1), ([KE], -2)]),
     ({"a": "prompteol", "b": "pcot"}, [(['This sentence : "{sentence}" means in one word:"'], -1), ([PCOT], -2)]),
 ])
+@pytest.mark.slow
 def test_sets_and_ensembles_equal_the_plain_computation(tiny_model_dir, plain, spec, members):
     """Each member: the mean of its prompts at its own layer, run one prompt at a time; members averaged."""
     model = metaeol_integrations.load(str(tiny_model_dir), templates=spec)
@@ -85,6 +86,7 @@ def test_every_layer_view_uses_the_member_weights(tiny_model_dir, plain):
         torch.testing.assert_close(output["layer_embeddings"][1], at_one, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_ensembles_are_invariant_to_batching_and_survive_save_and_load(tiny_model_dir, tmp_path):
     model = metaeol_integrations.load(str(tiny_model_dir), templates="metaeol+ke")
     assert_batch_invariant(model, SENTENCES * 3, seed=1, rtol=1e-5, atol=1e-5)

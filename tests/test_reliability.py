@@ -42,6 +42,7 @@ def test_user_text_never_changes_the_template_around_it(tiny, text):
         assert '"' not in middle  # the slot's closing quote cannot be imitated
 
 
+@pytest.mark.slow
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(text=TEXT, neighbours=st.lists(TEXT, min_size=1, max_size=4))
 def test_any_text_gives_a_finite_vector_whatever_its_neighbours(tiny, text, neighbours):
@@ -57,6 +58,7 @@ def test_empty_and_whitespace_texts_all_get_the_empty_slot_vector(tiny):
         np.testing.assert_allclose(vector, vectors[0], rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("unit", ["a", "é", "😀", "مرح", "\x07", '"{sentence}"'])
 def test_hundred_thousand_character_texts_are_truncated_inside_the_slot(tiny, unit):
     text = (unit * (100_000 // len(unit) + 1))[:100_000]
@@ -67,6 +69,7 @@ def test_hundred_thousand_character_texts_are_truncated_inside_the_slot(tiny, un
     assert np.isfinite(tiny.encode([text])).all()
 
 
+@pytest.mark.slow
 def test_the_number_of_torch_threads_does_not_change_vectors(tiny):
     texts = ["A man is playing a guitar.", "Why is the sky blue?", "", "x" * 300]
     before = torch.get_num_threads()

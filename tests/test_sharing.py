@@ -92,6 +92,7 @@ def test_local_and_packaged_bases_cannot_be_referenced(tiny_model_dir, tmp_path,
         model[0].weights = "both"
 
 
+@pytest.mark.slow
 def test_copy_export_carries_a_model_card_rendered_at_save_time(tiny_model_dir, tmp_path):
     model = metaeol_integrations.load(str(tiny_model_dir))
     model[0].layer = 2  # e.g. tune-layer --export: the card must state the layer at save time
@@ -169,6 +170,7 @@ HUB_SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_shared_model_loads_by_id_from_the_hub_cache(tiny_model_dir, tiny, tmp_path):
     """A weightless MetaEOL repo and its base in a hub cache (huggingface_hub's layout), offline: loading the
     MetaEOL repo by id equals loading the base by id; a pinned base revision is honoured."""
@@ -213,6 +215,7 @@ def _average(name: str, kind: str = "sts") -> float:
     return sum(scores) / len(scores)
 
 
+@pytest.mark.slow
 def test_preset_card_states_the_numbers_measured_in_docs_results(tmp_path):
     """The SmolLM2 preset's card text against the result files it quotes, then in a real export's README."""
     from metaeol_integrations.presets import PRESETS
@@ -285,6 +288,7 @@ def test_smollm2_best_recipe_preset_quotes_its_measured_numbers():
     assert f"{sign * comparison['average']['difference']:+.2f}, 95% CI [{low:+.2f}, {high:+.2f}]" in preset.measured
 
 
+@pytest.mark.slow
 def test_best_recipe_preset_loads_as_its_settings():
     plus = metaeol_integrations.load("metaeol-plus-smollm2-135m")
     assert plus[0].layer == 28 and plus[0].token_prepending is None and plus[0].contrastive is None

@@ -91,6 +91,8 @@ def _label(args: argparse.Namespace, layer: int | None) -> str:
         parts.append("mean pooling")
     elif args.templates:
         parts.append(str(args.templates) if isinstance(args.templates, str) else "custom templates")
+    if getattr(args, "readout", None) == "slot-mean":
+        parts.append("slot mean")
     if getattr(args, "chunk_tokens", None):
         parts.append(f"chunks of {args.chunk_tokens} tokens")
     if getattr(args, "embed_filter", None):

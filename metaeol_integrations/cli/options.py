@@ -104,6 +104,9 @@ def add_recipe_options(parser: argparse.ArgumentParser, layer: bool = True) -> N
     group.add_argument("--chunk-tokens", type=int, metavar="N",
                        help="chunked pooling: embed a text longer than N tokens as windows of N tokens, each "
                        "prompted, and average their vectors (docs/retrieval.md)")
+    group.add_argument("--readout", choices=("last-token", "slot-mean"),
+                       help="what a prompt's vector is read from: the last token (default) or the mean over the text's "
+                       "own tokens inside the prompt (mean pooling with a prompt; docs/retrieval.md)")
     group.add_argument("--token-prepending", type=parse_token_prepending, metavar="on|START,EXIT",
                        help="Token Prepending: copy the last token's state into a placeholder before the sentence "
                        "before decoder layers START..EXIT-1 ('on': 1,7, the published LLaMA2-7B range)")
@@ -136,6 +139,7 @@ def recipe_options(args: argparse.Namespace) -> dict[str, Any]:
         "token_prepending": args.token_prepending,
         "contrastive": args.contrastive,
         "quantize": args.quantize,
+        "readout": args.readout,
     }
 
 

@@ -67,7 +67,8 @@ class Prompting:
         if self.recipe.chunk_tokens is not None:
             texts, window_counts = split_into_windows(texts, self.tokenizer, self.recipe.chunk_tokens)
         prompts = self.tokenizer_for(task)
-        batch = prompts.tokenize(texts, prefix=prompt or "")
+        slot_mean = self.recipe.readout == "slot-mean"
+        batch = prompts.tokenize(texts, prefix=prompt or "", slot_spans=slot_mean)
         rows = [prompts.split_prefix(row, ids) if self.use_prefix_cache else (-1, ids)
                 for row, ids in enumerate(batch.input_ids)]
         # Right padding: every row's real tokens start at column 0, so a chunk can drop its trailing pad columns.
@@ -82,6 +83,11 @@ class Prompting:
             "prompt_weights": None if prompts.templates.is_uniform else prompts.templates.prompt_weights(),
             "window_counts": window_counts,
         }
+        if slot_mean:  # the text's tokens, in the columns of what runs after the cached prefix
+            shifts = [len(full) - len(rest) for full, (_, rest) in zip(batch.input_ids, rows)]
+            features["slot_spans"] = torch.tensor(
+                [(max(start - shift, 0), end - shift) for (start, end), shift in zip(batch.slot_spans, shifts)],
+                dtype=torch.long)
         for method in self.methods:
             features.update(method.features(texts, prompt or ""))
         return features

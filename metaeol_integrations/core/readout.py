@@ -53,6 +53,25 @@ class RowPositions:
 Edit = Callable[[torch.Tensor, RowPositions], None]
 
 
+def span_positions(at: RowPositions, spans: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Index of every token of every row's ``[start, end)`` span in a call's states (row after row)."""
+    lengths = (spans[:, 1] - spans[:, 0]).clamp(min=1)
+    rows = torch.repeat_interleave(torch.arange(spans.shape[0], device=spans.device), lengths)
+    offsets = torch.arange(int(lengths.sum()), device=spans.device) - torch.repeat_interleave(
+        torch.cumsum(lengths, 0) - lengths, lengths)
+    columns = spans[rows, 0] + offsets
+    return at.batch[rows], at.start[rows] + columns
+
+
+def span_means(states: torch.Tensor, where: tuple[torch.Tensor, torch.Tensor], spans: torch.Tensor) -> torch.Tensor:
+    """Each row's mean state over its span (``where`` from :func:`span_positions`), float32."""
+    lengths = (spans[:, 1] - spans[:, 0]).clamp(min=1)
+    rows = torch.repeat_interleave(torch.arange(spans.shape[0], device=spans.device), lengths)
+    values = states[where].float()
+    sums = values.new_zeros(spans.shape[0], values.shape[-1]).index_add_(0, rows, values)
+    return sums / lengths[:, None].to(sums.dtype)
+
+
 def last_token_index(attention_mask: torch.Tensor) -> torch.Tensor:
     """Position of each row's last real token, whatever the padding side."""
     width = attention_mask.shape[1]
@@ -151,6 +170,7 @@ def last_token_states(
     inputs_embeds: torch.Tensor | None = None,
     edits: Sequence[tuple[nn.Module, Edit]] = (),
     packed: bool = False,
+    spans: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Hidden states of each row's last real token, averaged over ``layers``; shape ``(rows, hidden)``, float32.
 
@@ -161,6 +181,9 @@ def last_token_states(
 
     ``packed=True`` runs the right-padded rows end to end as one sequence (:mod:`metaeol_integrations.core.packing`;
     the model must pass :func:`~metaeol_integrations.core.packing.can_pack`): the same states, no padding computed.
+
+    ``spans`` (``(rows, 2)``, ``[start, end)`` columns) reads the mean state over each row's span instead of its last
+    token (mean pooling inside a prompt).
 
     With ``average_layers=False`` the states are stacked instead: shape ``(len(layers), rows, hidden)``.
 
@@ -173,7 +196,11 @@ def last_token_states(
         prefix_length = prefix_cache.get_seq_length() if prefix_cache is not None else 0
         layout = PackedRows.from_mask(attention_mask, prefix_length)
     at = RowPositions.of_call(attention_mask, layout)
-    last = at(at.last)
+    last = at(at.last) if spans is None else span_positions(at, spans)
+
+    def read(states: torch.Tensor) -> torch.Tensor:
+        return states[last].float() if spans is None else span_means(states, last, spans)
+
     inputs = forward_inputs(model, input_ids, attention_mask, pass_position_ids, prefix_cache, cache_argument,
                              inputs_embeds, layout)
 
@@ -190,7 +217,7 @@ def last_token_states(
             # steps, and a forward running between them (or while the hook is being removed) sees only the first.
             if threading.get_ident() != owner:
                 return
-            captured[index] = _first_input(args, kwargs)[last].float()
+            captured[index] = read(_first_input(args, kwargs))
             if stop_early and index == intermediate[-1]:
                 raise _StopForward
 
@@ -212,7 +239,7 @@ def last_token_states(
                     for index in intermediate]
     try:
         output = model(**inputs)
-        captured[num_layers] = output.last_hidden_state[last].float()
+        captured[num_layers] = read(output.last_hidden_state)
     except _StopForward:
         pass
     finally:

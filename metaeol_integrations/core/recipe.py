@@ -18,7 +18,11 @@ from metaeol_integrations.core.contrastive import ContrastivePrompting
 from metaeol_integrations.core.quantization import check_quantize_mode
 from metaeol_integrations.core.templates import TemplateSet, effective_layer
 from metaeol_integrations.core.token_prepending import TokenPrepending
-from metaeol_integrations.errors import LayerError
+from metaeol_integrations.errors import LayerError, TemplateError
+
+# What a prompt's vector is read from: the last token (MetaEOL, PromptEOL), or the mean over the text's own tokens
+# inside the prompt ("slot-mean": mean pooling with a prompt, for long documents; docs/retrieval.md).
+READOUTS = ("last-token", "slot-mean")
 
 
 def _positive_int(name: str, value: Any, fix: str) -> int:
@@ -55,6 +59,8 @@ class Recipe:
         quantize: ``"int8"``: the decoder's Linear layers compute in int8 on the CPU; None: exact float32.
         chunk_tokens: Chunked pooling: texts longer than this many tokens are embedded as windows of this many
             tokens and get the mean of their vectors; None: one pass per text.
+        readout: ``"last-token"`` (the method's) or ``"slot-mean"``: each prompt's vector is the mean of the states
+            of the text's own tokens inside the prompt (mean pooling with a prompt).
     """
 
     templates: TemplateSet = field(default="metaeol")  # type: ignore[assignment]  (coerced in __post_init__)
@@ -67,6 +73,7 @@ class Recipe:
     contrastive: ContrastivePrompting | None = None
     quantize: str | None = None
     chunk_tokens: int | None = None
+    readout: str = "last-token"
 
     def __post_init__(self) -> None:
         coerced = {
@@ -82,6 +89,13 @@ class Recipe:
                 "chunk_tokens", self.chunk_tokens, "128"),
         }
         check_quantize_mode(self.quantize)
+        if self.readout not in READOUTS:
+            raise TemplateError(f"readout must be one of {READOUTS}, not {self.readout!r}. Fix: readout='slot-mean'.")
+        if self.readout == "slot-mean" and (coerced["token_prepending"] or coerced["contrastive"]):
+            raise TemplateError(
+                "readout='slot-mean' reads the text's tokens, which Token Prepending and Contrastive Prompting (both "
+                "acting on the last token) do not reach. Fix: use them with readout='last-token'."
+            )
         for name, value in coerced.items():
             object.__setattr__(self, name, value)
 
@@ -124,6 +138,7 @@ class Recipe:
             "contrastive": None if self.contrastive is None else self.contrastive.to_config(),
             "quantize": self.quantize,
             "chunk_tokens": self.chunk_tokens,
+            "readout": self.readout,
         }
 
     @classmethod
@@ -142,10 +157,10 @@ class Recipe:
         actually read and max_seq_length, plus each other option only when it is set, so the key of a plain recipe
         never changes when options are added. ``prefix_cache`` and ``max_tokens_per_forward`` change how the vectors
         are computed, not what they are (within float tolerance), and are left out."""
-        config = self.to_config()
-        optional = ("token_prepending", "contrastive", "quantize", "task_templates", "chunk_tokens")
+        config, default = self.to_config(), Recipe().to_config()
+        optional = ("token_prepending", "contrastive", "quantize", "task_templates", "chunk_tokens", "readout")
         return {
-            **{key: config[key] for key in optional if config[key]},
+            **{key: config[key] for key in optional if config[key] != default[key]},
             "templates": config["templates"],
             "layer": self.effective_layer,
             "max_seq_length": self.max_seq_length,

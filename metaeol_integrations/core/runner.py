@@ -70,6 +70,7 @@ class PromptRunner:
         states = torch.empty(len(read_layers), input_ids.shape[0], int(self.model.config.hidden_size),
                              device=input_ids.device)
         prepared = [method.prepare(features) for method in methods]
+        spans = features.get("slot_spans")  # readout "slot-mean": each row's text tokens
         for prefix_index, group in group_rows(features["prefix_index"]):
             prefix_cache = None
             if prefix_index >= 0:
@@ -90,5 +91,6 @@ class PromptRunner:
                     self.model, chunk_ids, attention_mask[rows, :width], read_layers, self.num_layers,
                     self.pass_position_ids, prefix_cache=prefix_cache, cache_argument=self.cache_argument,
                     average_layers=False, packed=packed, inputs_embeds=call.inputs_embeds, edits=call.edits,
+                    spans=None if spans is None else spans[rows],
                 )
         return states

@@ -36,6 +36,9 @@ class PromptBatch:
     input_ids: list[list[int]]
     num_prompts: int
     truncated: list[bool]
+    # Per prompt, [start, end) of the text's own tokens (only when asked for): tokens whose characters overlap the
+    # slot; an empty text gets its prompt's last token.
+    slot_spans: list[tuple[int, int]] | None = None
 
 
 def _common_prefix(sequences: Sequence[Sequence[int]]) -> tuple[int, ...]:
@@ -131,8 +134,9 @@ class PromptTokenizer:
                 return index, list(ids[len(prefix) :])
         return -1, list(ids)
 
-    def tokenize(self, texts: Sequence[str], prefix: str = "") -> PromptBatch:
-        """Tokenise all prompts of ``texts``; ``prefix`` (a sentence-transformers prompt) goes inside the slot."""
+    def tokenize(self, texts: Sequence[str], prefix: str = "", slot_spans: bool = False) -> PromptBatch:
+        """Tokenise all prompts of ``texts``; ``prefix`` (a sentence-transformers prompt) goes inside the slot.
+        ``slot_spans``: also locate each prompt's text tokens (not with the Token Prepending placeholder)."""
         sentences = [preprocess_sentence(text) for text in texts]
         if prefix:
             sentences = [prefix + sentence for sentence in sentences]
@@ -140,19 +144,38 @@ class PromptTokenizer:
         prompts = [template.fill(sentence) for sentence in sentences for template in templates]
         input_ids = self._encode(prompts)
         truncated = [False] * len(prompts)
+        kept = [sentences[row // len(templates)] for row in range(len(prompts))]
         for row, ids in enumerate(input_ids):
             if len(ids) > self.max_seq_length:
-                sentence = sentences[row // len(templates)]
-                input_ids[row] = self._truncate(templates[row % len(templates)], sentence, len(ids))
+                input_ids[row], kept[row] = self._truncate(templates[row % len(templates)], kept[row], len(ids))
                 truncated[row] = True
-        return PromptBatch(input_ids=input_ids, num_prompts=len(templates), truncated=truncated)
+        spans = self._slot_spans(input_ids, kept, len(templates)) if slot_spans else None
+        return PromptBatch(input_ids=input_ids, num_prompts=len(templates), truncated=truncated, slot_spans=spans)
 
-    def _truncate(self, template: PromptTemplate, sentence: str, length: int) -> list[int]:
-        """Drop sentence tokens from the end until the filled template fits, keeping the sentence's beginning."""
+    def _slot_spans(self, input_ids: list[list[int]], sentences: list[str], num_prompts: int) -> list[tuple[int, int]]:
+        if self.placeholder:
+            raise ValueError("Slot spans are not located in prompts with the Token Prepending placeholder.")
+        templates = self._prompt_templates
+        prompts = [templates[row % num_prompts].fill(sentence) for row, sentence in enumerate(sentences)]
+        with self._lock:
+            encoded = self.tokenizer(prompts, add_special_tokens=True, return_offsets_mapping=True)
+        spans = []
+        for row, (ids, offsets) in enumerate(zip(encoded["input_ids"], encoded["offset_mapping"])):
+            if list(ids) != list(input_ids[row]):
+                raise ValueError("A prompt tokenised differently with offsets; cannot locate its text.")
+            start = len(templates[row % num_prompts].prefix)
+            end = start + len(sentences[row])
+            inside = [index for index, (a, b) in enumerate(offsets) if b > a and a < end and b > start]
+            spans.append((inside[0], inside[-1] + 1) if inside else (len(ids) - 1, len(ids)))
+        return spans
+
+    def _truncate(self, template: PromptTemplate, sentence: str, length: int) -> tuple[list[int], str]:
+        """Drop sentence tokens from the end until the filled template fits, keeping the sentence's beginning;
+        the prompt's ids and the part of the sentence kept."""
         with self._lock:
             offsets = self.tokenizer(sentence, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
         ends = [end for _, end in offsets]
-        keep = len(ends)
+        keep, cut = len(ends), len(sentence)
         while length > self.max_seq_length:
             # Each pass drops at least one token, so the loop ends; the template check in __init__ guarantees an
             # empty sentence fits.
@@ -160,7 +183,7 @@ class PromptTokenizer:
             cut = ends[keep - 1] if keep > 0 else 0
             ids = self._encode([template.fill(sentence[:cut])])[0]
             length = len(ids)
-        return ids
+        return ids, sentence[:cut]
 
 
 def pad_batch(input_ids: Sequence[Sequence[int]], pad_id: int, side: str) -> dict[str, torch.Tensor]:

@@ -28,6 +28,7 @@ def evaluator(tiny, fake_senteval, tmp_path):
     return Evaluator(MetaEOLEncoder(tiny, "tiny"), config)
 
 
+@pytest.mark.slow
 def test_sts_score_is_spearman_of_cosines_over_the_concatenated_subsets(evaluator, tiny, fake_senteval):
     result = evaluator.run_sts("STS12")
     pairs = senteval.read_sts_year("STS12", fake_senteval)
@@ -39,6 +40,7 @@ def test_sts_score_is_spearman_of_cosines_over_the_concatenated_subsets(evaluato
     assert result.ci_low <= result.score <= result.ci_high
 
 
+@pytest.mark.slow
 def test_transfer_score_matches_scikit_learn_cross_validation(evaluator, tiny, fake_senteval):
     result = evaluator.run_transfer("MR")
     split = senteval.read_transfer("MR", fake_senteval).splits["all"]
@@ -53,6 +55,7 @@ def test_transfer_score_matches_scikit_learn_cross_validation(evaluator, tiny, f
     assert result.n == len(split.labels)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task", ["SST2", "TREC", "MRPC", "SUBJ"])
 def test_every_transfer_protocol_runs_full_and_sampled(evaluator, task):
     full = evaluator.run_transfer(task)
@@ -81,6 +84,7 @@ def test_cache_computes_each_text_once_and_ignores_unfinished_shards(evaluator, 
     assert fresh.run_sts("STS13").texts_embedded == 0
 
 
+@pytest.mark.slow
 def test_every_layer_from_one_pass_equals_encoding_at_that_layer(tiny_model_dir, tiny, fake_senteval):
     texts = senteval.read_sts("STSBenchmark", fake_senteval).sentences1[:5]
     arrays = MetaEOLEncoder(tiny, "tiny").encode(texts)
@@ -95,6 +99,7 @@ def test_every_layer_from_one_pass_equals_encoding_at_that_layer(tiny_model_dir,
     assert np.allclose(View(prompts=tuple(range(8))).select(arrays), arrays["embedding"], atol=1e-6)
 
 
+@pytest.mark.slow
 def test_cli_eval_prints_the_table_and_writes_json_and_markdown(tiny_model_dir, fake_senteval, tmp_path, capsys):
     import io
 
@@ -120,6 +125,7 @@ def test_cli_eval_without_data_fails_before_loading_a_model(tmp_path, monkeypatc
     assert "DataNotFoundError" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_sweep_writes_plots_for_layers_prompts_and_meta_tasks(tiny_model_dir, fake_senteval, tmp_path):
     import io
 
@@ -138,6 +144,7 @@ def test_sweep_writes_plots_for_layers_prompts_and_meta_tasks(tiny_model_dir, fa
     assert sweeps["prompts"]["average"][-1] == pytest.approx(sweeps["layers"]["average"][-1], abs=1e-3)
 
 
+@pytest.mark.slow
 def test_tune_layer_picks_the_best_dev_layer_and_exports_it(tiny_model_dir, fake_senteval, tmp_path):
     import io
 
@@ -161,6 +168,7 @@ def test_tune_layer_picks_the_best_dev_layer_and_exports_it(tiny_model_dir, fake
     assert metaeol_integrations.load(str(export))[0].layer == record["best_layer"]
 
 
+@pytest.mark.slow
 def test_mteb_evaluates_the_model_on_a_local_sts_task(tiny, fake_senteval):
     mteb = pytest.importorskip("mteb")
     from metaeol_integrations.evaluation.mteb_tasks import SentEvalLocalSTS
@@ -223,6 +231,7 @@ def test_tune_method_scores_every_candidate_on_dev_against_separate_models(tiny_
     assert main(["tune", "cp", *common]) == 2
 
 
+@pytest.mark.slow
 def test_tune_recipe_scores_whole_recipes_as_separately_built_models(tiny_model_dir, fake_senteval, tmp_path, capsys):
     """`metaeol tune recipe`: each recipe is scored as a model loaded with exactly that recipe, so no knob of one
     candidate leaks into the next (the TP/CP candidate precedes a plain one on purpose)."""

@@ -103,6 +103,7 @@ def _eval(args, tiny_model_dir, fake_senteval, tmp_path):
     assert code == 0, out.getvalue()
 
 
+@pytest.mark.slow
 def test_cli_compare_on_two_real_runs(tiny_model_dir, fake_senteval, tmp_path, capsys):
     _eval(["--sts-limit", "10", "--label", "last"], tiny_model_dir, fake_senteval, tmp_path)
     _eval(["--sts-limit", "10", "--layer", "1", "--label", "first"], tiny_model_dir, fake_senteval, tmp_path)
@@ -140,6 +141,7 @@ def test_cli_compare_refuses_missing_and_old_files(tmp_path, capsys):
     assert "no per-pair predictions" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_comparisons_against_a_baseline_pair_each_run_with_it_only(tiny_model_dir, fake_senteval, tmp_path):
     from metaeol_integrations.evaluation.report import paired_comparisons
 

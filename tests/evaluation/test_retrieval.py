@@ -92,6 +92,7 @@ def _mrr_at_10(ranked: list[str], judged: dict[str, int]) -> float:
     return next((100 / (rank + 1) for rank, doc in enumerate(ranked[:10]) if judged.get(doc, 0) > 0), 0.0)
 
 
+@pytest.mark.slow
 def test_metrics_equal_the_trec_eval_definitions_and_mteb_on_the_stored_run(dense_run, tmp_path):
     data, retriever, result = dense_run
     from metaeol_integrations.evaluation.retrieval import write_retrieval_results
@@ -120,6 +121,7 @@ def test_a_query_without_retrieved_documents_scores_zero_instead_of_being_skippe
         "ndcg_at_10": 0.0, "recall_at_100": 0.0, "mrr_at_10": 0.0}
 
 
+@pytest.mark.slow
 def test_dense_search_is_exact_cosine_of_encode_query_against_encode_document(dense_run, tiny):
     data, _, result = dense_run
     queries = tiny.encode_query(data.query_texts, normalize_embeddings=True, convert_to_numpy=True)
@@ -193,6 +195,7 @@ def test_paired_query_bootstrap_equals_a_plain_resampling_loop():
         paired_query_bootstrap(a, QueryScores("t", ids[:-1], {"ndcg_at_10": a_values[:-1]}, "ndcg_at_10"))
 
 
+@pytest.mark.slow
 def test_cli_eval_retrieval_writes_scores_runs_and_compares_over_queries(tiny_model_dir, fake_beir, tmp_path, capsys):
     common = ["--data-dir", str(fake_beir), "--out", str(tmp_path), "--cache-dir", str(tmp_path / "cache")]
     assert main(["eval", "retrieval", "--model", str(tiny_model_dir), "--label", "tiny", *common]) == 0
@@ -235,6 +238,7 @@ def test_bm25_on_full_scifact_is_within_one_point_of_beirs_published_score():
     assert abs(result.scores["ndcg_at_10"] - 66.5) <= 1.0
 
 
+@pytest.mark.slow
 def test_rrf_fusion_scores_are_cormacks_and_order_documents_as_langchains_ensemble_retriever():
     from langchain_classic.retrievers import EnsembleRetriever
     from langchain_community.retrievers import BM25Retriever as LangChainBM25
@@ -261,6 +265,7 @@ def test_rrf_fusion_scores_are_cormacks_and_order_documents_as_langchains_ensemb
         assert scores == sorted(scores, reverse=True)
 
 
+@pytest.mark.slow
 def test_minmax_fusion_is_the_weighted_sum_of_min_max_normalised_scores():
     from metaeol_integrations.evaluation.retrieval import fuse_runs
 
@@ -271,6 +276,7 @@ def test_minmax_fusion_is_the_weighted_sum_of_min_max_normalised_scores():
         fuse_runs(runs, "minmax", weights=[1.0])
 
 
+@pytest.mark.slow
 def test_cli_eval_fuse_scores_the_fused_run_of_two_stored_runs(tiny_model_dir, fake_beir, tmp_path, capsys):
     from metaeol_integrations.evaluation.retrieval import fuse_runs
 
@@ -289,6 +295,7 @@ def test_cli_eval_fuse_scores_the_fused_run_of_two_stored_runs(tiny_model_dir, f
     assert main(["eval", "fuse", runs[0], str(tmp_path / "nothing.json"), "--data-dir", str(fake_beir)]) == 1  # unreadable
 
 
+@pytest.mark.slow
 def test_chunked_pooling_is_the_mean_of_the_windows_document_vectors(tiny, fake_beir, tmp_path):
     from metaeol_integrations.core.chunking import token_windows
 
