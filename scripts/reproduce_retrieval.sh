@@ -52,6 +52,9 @@ row "SmolLM2 MetaEOL (sample $SAMPLE)" scifact "$SAMPLE" --model "$smol"
 # metaeol-plus-smollm2-135m is MetaEOL read at layer 28: the same cached pass.
 row "SmolLM2 MetaEOL layer 28 = plus preset (sample $SAMPLE)" scifact "$SAMPLE" --model "$smol" --layer 28
 row "metaeol-rag-smollm2-135m (sample $SAMPLE)" scifact "$SAMPLE" --model metaeol-rag-smollm2-135m
+# Mean pooling of the document's own tokens inside the PromptEOL prompt (readout slot-mean), against the last token.
+row "SmolLM2 PromptEOL, slot mean (sample $SAMPLE)" scifact "$SAMPLE" --model "$smol" --templates prompteol \
+  --readout slot-mean
 # NFCorpus, never used for a choice: a seeded sample of NF_QUERIES queries and NF_SAMPLE documents (every judged
 # document of those queries, 695 for 20, plus seeded distractors), so that MetaEOL's 8 passes per document fit.
 local nf="nfcorpus" nq="${NF_QUERIES:-20}" ns="${NF_SAMPLE:-800}"
