@@ -27,8 +27,9 @@ TINY_CORPUS = [
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 # Test lanes. `pytest -m "not slow"` is the inner loop: the tiny model and pure functions, well under a minute. Tests
-# on the real SmolLM2 (any test using these fixtures), subprocesses, Ray, hub-cache folders and end-to-end CLI runs
-# are marked slow, here or in their files. The README's command (plain `pytest`) and CI run both lanes.
+# on the real SmolLM2 (any test using these fixtures), subprocesses, Ray, hub-cache folders, end-to-end CLI runs and any
+# test measured over about 2 s are marked slow, here or in their files. The README's command (plain `pytest`) and CI
+# run both lanes.
 SLOW_FIXTURES = frozenset({"smollm2", "smollm2_reference"})
 
 

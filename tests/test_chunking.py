@@ -25,6 +25,7 @@ def chunked(tiny_model_dir):
     return metaeol_integrations.load(str(tiny_model_dir), device="cpu", chunk_tokens=6)
 
 
+@pytest.mark.slow
 def test_a_texts_vector_is_the_mean_of_its_windows_embedded_alone(chunked, tiny):
     counts = [len(token_windows(text, tiny[0].tokenizer, 6)) for text in TEXTS]
     assert counts[1] == 1 and min(counts[0], counts[2], counts[3]) > 2

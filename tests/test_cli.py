@@ -29,6 +29,7 @@ def test_info_lists_every_preset():
         assert name in out
 
 
+@pytest.mark.slow
 def test_encode_prints_a_similarity_matrix(tiny_model_dir):
     code, out = run(["encode", "--model", str(tiny_model_dir), "--similarity", "a cat", "a dog", "a car"])
     assert code == 0

@@ -95,6 +95,7 @@ def test_packed_module_computes_only_real_tokens_and_equals_whole_prompts(tiny_m
     assert official_preprocess("x") == "x."  # the reference's preprocessing is the paper's
 
 
+@pytest.mark.slow
 def test_packed_equals_padded_with_every_layer_token_prepending_and_contrastive(tiny_model_dir):
     packed = metaeol_integrations.load(str(tiny_model_dir), device="cpu", token_prepending=(1, 2),
                                        contrastive={"layer": 1, "alpha": 2.0})
@@ -129,6 +130,7 @@ def tiny_gemma3_dir(tmp_path_factory):
     return folder
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("window", [512, 24])
 def test_gemma3_packs_within_its_window_and_equals_whole_prompts(tiny_gemma3_dir, window):
     from transformers import AutoModel, AutoTokenizer

@@ -37,6 +37,7 @@ def tiny_pair(tiny_model_dir):
     return cached, uncached
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("batch_size", [1, 3, 32])
 def test_cached_equals_uncached_on_the_tiny_model(tiny_pair, batch_size):
     cached, uncached = tiny_pair
@@ -45,6 +46,7 @@ def test_cached_equals_uncached_on_the_tiny_model(tiny_pair, batch_size):
     )
 
 
+@pytest.mark.slow
 def test_single_sentence_batch_and_every_layer(tiny_pair):
     cached, uncached = tiny_pair
     for layer in [0, 1, -1, [1, -1]]:

@@ -71,6 +71,7 @@ def test_sets_and_ensembles_equal_the_plain_computation(tiny_model_dir, plain, s
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_layer_given_by_the_user_overrides_the_sets_own(tiny_model_dir, plain):
     model = metaeol_integrations.load(str(tiny_model_dir), templates="ck", layer=1)
     expected = torch.stack([reference_embedding(*plain, s, [PCOT, KE], 1) for s in SENTENCES])
@@ -78,6 +79,7 @@ def test_layer_given_by_the_user_overrides_the_sets_own(tiny_model_dir, plain):
     assert model[0].effective_layer == 1
 
 
+@pytest.mark.slow
 def test_every_layer_view_uses_the_member_weights(tiny_model_dir, plain):
     model = metaeol_integrations.load(str(tiny_model_dir), templates="metaeol+ke")
     outputs = model.encode(SENTENCES[:2], output_value=None, all_layers=True)

@@ -105,6 +105,7 @@ def test_skip_keeps_the_named_layers_in_float32(plain):
                                   if isinstance(m, torch.nn.Linear) and n.endswith(("down_proj", "o_proj")))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("templates", ["metaeol", "ck"])
 def test_module_equals_the_independent_computation(tiny_model_dir, plain, templates):
     model = metaeol_integrations.load(str(tiny_model_dir), templates=templates, quantize="int8")
@@ -122,6 +123,7 @@ def test_module_equals_the_independent_computation(tiny_model_dir, plain, templa
     assert relative_distance(model.encode(SENTENCES), got).max() < INT8_STEP
 
 
+@pytest.mark.slow
 def test_composes_with_token_prepending_and_contrastive(tiny_model_dir):
     options = {"templates": "prompteol", "token_prepending": (1, 3), "contrastive": {"layer": 1, "mode": "nr"}}
     exact = metaeol_integrations.load(str(tiny_model_dir), **options).encode(SENTENCES)
@@ -132,6 +134,7 @@ def test_composes_with_token_prepending_and_contrastive(tiny_model_dir):
     assert_int8_invariant(int8, SENTENCES * 3, seed=5)
 
 
+@pytest.mark.slow
 def test_per_token_scales_keep_batch_neighbour_and_padding_invariance(tiny_model_dir):
     """A batch-wide activation scale (torch's dynamic int8) would move a quiet row next to a loud, long neighbour by
     about the int8-vs-float32 distance; per-token scales leave it where it was alone."""
@@ -143,6 +146,7 @@ def test_per_token_scales_keep_batch_neighbour_and_padding_invariance(tiny_model
     assert relative_distance(beside, alone).max() < INT8_STEP
 
 
+@pytest.mark.slow
 def test_saved_folders_record_the_mode_and_reload_to_the_same_vectors(tiny_model_dir, tmp_path):
     model = metaeol_integrations.load(str(tiny_model_dir), quantize="int8")
     vectors = model.encode(SENTENCES)
@@ -178,6 +182,7 @@ def test_refusals_are_typed_with_the_fix(tiny_model_dir):
         linear(torch.zeros(1, 4, device="meta"))
 
 
+@pytest.mark.slow
 def test_quantizing_a_loaded_model_drops_its_float32_prefix_cache(tiny_model_dir):
     exact = metaeol_integrations.load(str(tiny_model_dir))
     exact.encode(SENTENCES)  # fills the prefix cache with float32 keys/values
@@ -198,6 +203,7 @@ def test_smollm2_int8_stays_near_float32(smollm2):
     assert cosine.min() > 0.99 and relative_distance(got, exact).min() > 1e-3
 
 
+@pytest.mark.slow
 def test_cli_flag_reaches_the_model(tiny_model_dir, capsys):
     import io
 

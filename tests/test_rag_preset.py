@@ -14,6 +14,8 @@ import metaeol_integrations
 from metaeol_integrations.core.chunking import token_windows
 from metaeol_integrations.presets import PRESETS
 
+pytestmark = pytest.mark.slow  # the real SmolLM2
+
 RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results" / "retrieval"
 PRESET = PRESETS["metaeol-rag-smollm2-135m"]
 TEXTS = [
@@ -34,8 +36,10 @@ def test_the_preset_is_the_dev_winner_on_record():
     record = json.loads((RESULTS / "rag-preset-dev.json").read_text())
     assert record["split"] == "dev" and record["task"] == "scifact"
     best = record["best"]["recipe"]
-    assert best == {"templates": PRESET.templates, "chunk_tokens": PRESET.chunk_tokens, "layer": -1,
+    assert best == {"templates": PRESET.recipe.templates.name, "chunk_tokens": PRESET.recipe.chunk_tokens, "layer": -1,
                     "embed_filter": PRESET.embed_filter, "center": "none"}
+    # Layer -1 is what the preset reads: its recipe names no layer and PromptEOL's own is the last.
+    assert PRESET.recipe.effective_layer == -1
     assert record["best"]["ndcg_at_10"] == max(c["ndcg_at_10"] for c in record["candidates"])
 
 

@@ -12,6 +12,8 @@ from metaeol_integrations import METAEOL_TEMPLATES
 from metaeol_integrations.cli.main import main as cli_main
 from tests.reference import assert_batch_invariant, full_prompt_ids, reference_embedding
 
+pytestmark = pytest.mark.slow  # the real SmolLM2
+
 SENTENCES = [
     "A man is playing a guitar.",
     "Someone plays an instrument",

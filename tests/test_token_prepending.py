@@ -73,6 +73,7 @@ def test_ids_equal_the_tokenizer_with_pst_registered(tiny_model_dir):
     assert all(ids.count(PLACEHOLDER_ID) == 1 for ids in ours)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tp", [(1, 2), (1, 3)])
 @pytest.mark.parametrize("templates", ["prompteol", "metaeol", "ke"])
 def test_module_equals_the_independent_computation(tiny_model_dir, plain, templates, tp):
@@ -84,6 +85,7 @@ def test_module_equals_the_independent_computation(tiny_model_dir, plain, templa
     np.testing.assert_allclose(model.encode(SENTENCES), got.numpy(), rtol=1e-5, atol=1e-5)  # cached == uncached
 
 
+@pytest.mark.slow
 def test_it_changes_the_vectors_and_keeps_invariance_and_persistence(tiny_model_dir, tmp_path):
     without = metaeol_integrations.load(str(tiny_model_dir)).encode(SENTENCES)
     model = metaeol_integrations.load(str(tiny_model_dir), token_prepending=(1, 3))

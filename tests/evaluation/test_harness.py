@@ -65,6 +65,7 @@ def test_every_transfer_protocol_runs_full_and_sampled(evaluator, task):
     assert sampled.n == 12 and "sample" in sampled.protocol
 
 
+@pytest.mark.slow
 def test_cache_computes_each_text_once_and_ignores_unfinished_shards(evaluator, tmp_path):
     calls = []
     encode = evaluator.encoder.encode

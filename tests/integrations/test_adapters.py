@@ -75,6 +75,7 @@ def test_llama_index_honours_embed_batch_size(tiny, monkeypatch):
     assert calls == [(3, 3), (3, 3), (1, 3)]
 
 
+@pytest.mark.slow
 async def test_async_calls_match_sync_and_do_not_block_the_loop(tiny):
     lc = MetaEOLEmbeddings(client=tiny)
     li = MetaEOLEmbedding(model=tiny)
@@ -110,6 +111,7 @@ async def test_async_calls_match_sync_and_do_not_block_the_loop(tiny):
         ("metaeol_integrations.llama_index", "llama_index", "llama-index"),
     ],
 )
+@pytest.mark.slow
 def test_missing_extra_names_the_pip_command(module, blocked, extra):
     code = f"import sys; sys.modules[{blocked!r}] = None\nimport {module}"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
@@ -117,6 +119,7 @@ def test_missing_extra_names_the_pip_command(module, blocked, extra):
     assert f'pip install "metaeol-integrations[{extra}]"' in result.stderr
 
 
+@pytest.mark.slow
 def test_langchain_faiss_vector_store_retrieves(tiny):
     from langchain_community.vectorstores import FAISS
 
@@ -125,6 +128,7 @@ def test_langchain_faiss_vector_store_retrieves(tiny):
         assert store.similarity_search(text, k=1)[0].page_content == text
 
 
+@pytest.mark.slow
 def test_llama_index_vector_store_persists_and_reloads(tiny, tmp_path):
     from llama_index.core import Document, Settings, StorageContext, VectorStoreIndex, load_index_from_storage
 
@@ -159,6 +163,7 @@ CORPUS = json.loads((Path(__file__).parents[1] / "data" / "retrieval_corpus.json
 MIN_TOP1 = 10 / 12
 
 
+@pytest.mark.slow
 def test_smollm2_retrieval_through_langchain_faiss(smollm2):
     from langchain_community.vectorstores import FAISS
 
@@ -167,6 +172,7 @@ def test_smollm2_retrieval_through_langchain_faiss(smollm2):
     assert np.mean(hits) >= MIN_TOP1, hits
 
 
+@pytest.mark.slow
 def test_smollm2_retrieval_through_llama_index(smollm2):
     from llama_index.core import Document, Settings, VectorStoreIndex
 
@@ -181,6 +187,7 @@ def test_smollm2_retrieval_through_llama_index(smollm2):
 
 @pytest.mark.parametrize("script", ["rag_langchain.py", "rag_llamaindex.py", "hybrid_langchain.py",
                                     "hybrid_llamaindex.py"])
+@pytest.mark.slow
 def test_examples_run_offline(script, tiny_model_dir, tmp_path):
     path = Path(__file__).parents[2] / "examples" / script
     extra = ["--persist-dir", str(tmp_path)] if script == "rag_llamaindex.py" else []
