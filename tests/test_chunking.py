@@ -37,6 +37,7 @@ def test_a_texts_vector_is_the_mean_of_its_windows_embedded_alone(chunked, tiny)
             np.testing.assert_allclose(vector, expected, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_chunked_vectors_do_not_depend_on_the_batch(chunked):
     together = chunked.encode(TEXTS, batch_size=4)
     alone = np.stack([chunked.encode([text], batch_size=1)[0] for text in TEXTS])
@@ -52,6 +53,7 @@ def test_every_layer_and_prompt_output_is_pooled_per_text(chunked):
     np.testing.assert_allclose(out[0]["prompt_embeddings"].mean(dim=0), out[0]["sentence_embedding"], atol=1e-6)
 
 
+@pytest.mark.slow
 def test_chunk_tokens_is_saved_loaded_and_validated(chunked, tiny_model_dir, tmp_path):
     metaeol_integrations.save(chunked, tmp_path / "chunked")
     assert json.loads((tmp_path / "chunked" / "metaeol_config.json").read_text())["chunk_tokens"] == 6
@@ -68,6 +70,7 @@ def test_windows_split_a_batch_of_texts_in_order(tiny):
     assert len(windows) == sum(counts) and "".join(windows[: counts[0]]) == TEXTS[0]
 
 
+@pytest.mark.slow
 def test_harness_chunking_from_cached_windows_equals_the_chunked_model(chunked, tiny, tmp_path):
     from metaeol_integrations.evaluation.encoders import MetaEOLEncoder
     from metaeol_integrations.evaluation.retrieval import DenseRetriever

@@ -128,6 +128,7 @@ def test_unknown_task_and_unknown_preset(tiny_model_dir, capsys):
     _one_line_error(capsys, "UnknownModelError", "metaeol-smollm2-135m")
 
 
+@pytest.mark.slow
 def test_output_folder_that_cannot_be_written(tiny_model_dir, tmp_path, capsys):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")

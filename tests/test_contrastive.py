@@ -73,6 +73,7 @@ def reference_cp(model, tokenizer, text, templates: TemplateSet, layer, mode, al
 @pytest.mark.parametrize("config", [
     {"layer": 1, "mode": "ns", "alpha": 2.0}, {"layer": 0, "mode": "nr"}, {"layer": 2, "mode": "ns", "alpha": 0.5},
 ])
+@pytest.mark.slow
 @pytest.mark.parametrize("templates", ["prompteol", "ck", "metaeol"])
 def test_module_equals_the_independent_computation(tiny_model_dir, plain, templates, config):
     model = metaeol_integrations.load(str(tiny_model_dir), templates=templates, contrastive=config)
@@ -86,6 +87,7 @@ def test_module_equals_the_independent_computation(tiny_model_dir, plain, templa
     np.testing.assert_allclose(model.encode(SENTENCES), got.numpy(), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_composes_with_token_prepending(tiny_model_dir, plain):
     model = metaeol_integrations.load(str(tiny_model_dir), templates="metaeol", token_prepending=(1, 3),
                                       contrastive={"layer": 1, "mode": "ns", "alpha": 3.0})
@@ -95,6 +97,7 @@ def test_composes_with_token_prepending(tiny_model_dir, plain):
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_invariance_persistence_and_refusals(tiny_model_dir, tmp_path):
     config = {"layer": 1, "mode": "nr"}
     model = metaeol_integrations.load(str(tiny_model_dir), templates="ck", contrastive=config)
@@ -121,6 +124,7 @@ def test_smollm2_equals_the_independent_computation(smollm2_reference):
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_cli_flag_reaches_the_model(tiny_model_dir, capsys):
     import io
 

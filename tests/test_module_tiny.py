@@ -133,6 +133,7 @@ def test_sentence_transformers_encode_options_work(tiny):
     assert tiny.similarity_fn_name == "cosine"
 
 
+@pytest.mark.slow
 def test_a_prompt_goes_inside_the_slot(tiny, plain):
     got = tiny.encode(["the cat"], prompt="query: ", convert_to_tensor=True)[0]
     features = tiny[0].preprocess(["the cat"], prompt="query: ")

@@ -59,6 +59,7 @@ def _count_tokens(model) -> list[int]:
     return counted
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("prefix_cache", [True, False])
 def test_packed_module_computes_only_real_tokens_and_equals_whole_prompts(tiny_model_dir, prefix_cache,
                                                                           monkeypatch):

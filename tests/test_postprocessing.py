@@ -56,6 +56,7 @@ def test_fit_center_removes_the_numpy_mean_of_the_document_vectors(model, tiny_m
                                rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_centering_goes_before_normalize_and_saves_and_loads(model, tiny_model_dir, tmp_path):
     plain = metaeol_integrations.load(str(tiny_model_dir), device="cpu")
     raw = plain.encode_document(DOCS).astype(np.float64)
@@ -77,6 +78,7 @@ def test_fit_center_refuses_no_texts(model):
         fit_center(model, [])
 
 
+@pytest.mark.slow
 def test_embed_filter_is_the_middle_singular_band_of_the_checkpoints_lm_head(model, tiny_model_dir):
     raw = model.encode(DOCS).astype(np.float64)
     add_embed_filter(model, tau=2)

@@ -52,6 +52,7 @@ def test_any_text_gives_a_finite_vector_whatever_its_neighbours(tiny, text, neig
     np.testing.assert_allclose(together[len(neighbours)], alone[0], rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_empty_and_whitespace_texts_all_get_the_empty_slot_vector(tiny):
     vectors = tiny.encode(["", " ", "\t\n ", "\u3000"], batch_size=2)
     for vector in vectors[1:]:

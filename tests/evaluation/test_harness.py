@@ -207,6 +207,7 @@ def test_reference_encoders_load_from_their_weights_package_or_name_the_pip_comm
         encoders.build_encoder("absent-reference")
 
 
+@pytest.mark.slow
 def test_tune_method_scores_every_candidate_on_dev_against_separate_models(tiny_model_dir, fake_senteval, tmp_path):
     """`metaeol tune tp|cp` scores each setting as a model built with that setting would (independent check)."""
     import io

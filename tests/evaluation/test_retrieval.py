@@ -229,6 +229,7 @@ def test_cli_eval_retrieval_refuses_missing_data_before_loading_a_model(tmp_path
     assert main(["eval", "retrieval", "--model", "bm25", "--layer", "2", "--data-dir", str(write_fake_beir(tmp_path / "b"))]) == 2
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not (REAL_RETRIEVAL / "scifact" / "corpus.jsonl").is_file(), reason="needs ../shared/data/retrieval")
 def test_bm25_on_full_scifact_is_within_one_point_of_beirs_published_score():
     """BEIR's paper reports BM25 (Elasticsearch) nDCG@10 0.665 on SciFact; ours is bm25s with English stop words."""

@@ -25,6 +25,7 @@ def tiny_query_model(tiny_model_dir):
     return metaeol_integrations.load(str(tiny_model_dir), task_templates={"query": "prompteol"}, device="cpu")
 
 
+@pytest.mark.slow
 def test_three_entry_points_agree(tiny_query_model):
     lc = MetaEOLEmbeddings(client=tiny_query_model)
     li = MetaEOLEmbedding(model=tiny_query_model)
@@ -37,6 +38,7 @@ def test_three_entry_points_agree(tiny_query_model):
     np.testing.assert_allclose([li.get_query_embedding(t) for t in TEXTS], queries, rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_vectors_are_normalised_by_default_and_raw_on_request(tiny):
     normed = MetaEOLEmbeddings(client=tiny).embed_documents(TEXTS)
     np.testing.assert_allclose(np.linalg.norm(normed, axis=1), 1.0, rtol=1e-5)
@@ -46,6 +48,7 @@ def test_vectors_are_normalised_by_default_and_raw_on_request(tiny):
     np.testing.assert_allclose(raw_li, tiny.encode(TEXTS), rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_langchain_adapter_mirrors_huggingface_embeddings_fields(tiny_model_dir):
     embeddings = MetaEOLEmbeddings(
         model=str(tiny_model_dir), model_kwargs={"device": "cpu", "layer": 2},
@@ -141,6 +144,7 @@ def test_llama_index_vector_store_persists_and_reloads(tiny, tmp_path):
         assert reloaded.as_retriever(similarity_top_k=1).retrieve(text)[0].node.get_content() == text
 
 
+@pytest.mark.slow
 def test_llama_index_faiss_vector_store_retrieves(tiny):
     import faiss
     from llama_index.core import Document, StorageContext, VectorStoreIndex

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from langchain_tests.integration_tests import EmbeddingsIntegrationTests
 from langchain_tests.unit_tests import EmbeddingsUnitTests
 
@@ -25,5 +26,6 @@ class TestMetaEOLEmbeddingsUnit(_OnTinyModel, EmbeddingsUnitTests):
     pass
 
 
+@pytest.mark.slow  # builds the model once per test
 class TestMetaEOLEmbeddingsIntegration(_OnTinyModel, EmbeddingsIntegrationTests):
     pass
