@@ -64,9 +64,10 @@ row "BM25 stemmed ($tag)" "$nf" "$ns" --queries "$nq" --model bm25-stemmed
 row "all-MiniLM-L6-v2 ($tag)" "$nf" "$ns" --queries "$nq" --model all-minilm-l6-v2
 row "metaeol-rag-smollm2-135m ($tag)" "$nf" "$ns" --queries "$nq" --model metaeol-rag-smollm2-135m
 row "SmolLM2 PromptEOL ($tag)" "$nf" "$ns" --queries "$nq" --model "$smol" --templates prompteol
-row "SmolLM2 MetaEOL ($tag)" "$nf" "$ns" --queries "$nq" --model "$smol"
-row "SmolLM2 MetaEOL layer 28 = plus preset ($tag)" "$nf" "$ns" --queries "$nq" --model "$smol" --layer 28
 row "SmolLM2 KE ($tag)" "$nf" "$ns" --queries "$nq" --model "$smol" --templates ke
 row "SmolLM2 mean pooling ($tag)" "$nf" "$ns" --queries "$nq" --model "$smol" --pooling mean
+# Last: 8 passes per document (about an hour here).
+row "SmolLM2 MetaEOL ($tag)" "$nf" "$ns" --queries "$nq" --model "$smol"
+row "SmolLM2 MetaEOL layer 28 = plus preset ($tag)" "$nf" "$ns" --queries "$nq" --model "$smol" --layer 28
 }
 main "$@"
