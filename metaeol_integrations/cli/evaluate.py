@@ -529,8 +529,9 @@ def add_eval_commands(commands: argparse._SubParsersAction, default_model: str) 
     method.add_argument("--layers", type=_ints, help="cp: decoder layers to try (0-based), e.g. 2,4,6")
     method.add_argument("--alphas", type=_floats, help="cp ns: alphas to try, e.g. 0.5,1,2,3,4")
     method.add_argument("--mode", choices=("ns", "nr"), default="ns", help="cp: ns (scaled, default) or nr")
-    method.add_argument("--candidates", help="recipe: JSON file with a list of recipes, each an object with any of "
-                        "templates, layer, token_prepending, contrastive (module keywords; left out = default) and an "
+    method.add_argument("--candidates", help="recipe: JSON file with a list of recipes, each an object of Recipe "
+                        "options (templates, layer, token_prepending, contrastive, chunk_tokens, ...; templates, layer "
+                        "and the methods left out = their defaults, the others as given on the command line) and an "
                         "optional label")
     _add_eval_options(method, default_model)
     method.set_defaults(handler=cmd_tune_method, view_layer=None)
