@@ -28,7 +28,7 @@ from metaeol_integrations.sources import (
 
 
 def load(
-    name_or_path: str = DEFAULT_PRESET,
+    name_or_path: str | Source = DEFAULT_PRESET,
     recipe: Recipe | None = None,
     *,
     model_kwargs: dict[str, Any] | None = None,
@@ -43,7 +43,9 @@ def load(
     """Load a MetaEOL model as a ``SentenceTransformer``.
 
     ``name_or_path`` is a preset name (``metaeol info`` lists them), a saved MetaEOL SentenceTransformer folder,
-    a Hugging Face model folder or hub id of a decoder-only LLM, or a ``.gguf`` file. Recipe options
+    a Hugging Face model folder or hub id of a decoder-only LLM, or a ``.gguf`` file (or what
+    :func:`~metaeol_integrations.sources.resolve_source` made of one, so a caller that resolved it does not look it
+    up again). Recipe options
     (:class:`~metaeol_integrations.Recipe`'s fields: ``templates``, ``task_templates``, ``layer``, ``max_seq_length``,
     ``prefix_cache``, ``max_tokens_per_forward``, ``token_prepending``, ``contrastive``, ``quantize``,
     ``chunk_tokens``), given as keywords or as a ``recipe``, override the preset's or folder's values; a keyword
@@ -62,7 +64,8 @@ def load(
     if planned.quantize is not None:
         device = _int8_device(device)
 
-    source = resolve_source(str(name_or_path), revision=revision, token=token, cache_folder=cache_folder)
+    source = (name_or_path if isinstance(name_or_path, Source)
+              else resolve_source(str(name_or_path), revision=revision, token=token, cache_folder=cache_folder))
     if source.kind == PRESET:
         preset = source.preset
         module = MetaEOL(preset.base_model_source(), (recipe or preset.recipe).with_overrides(overrides),
@@ -205,7 +208,7 @@ def export(name_or_path: str, output_dir: str | os.PathLike, weights: str | None
     if weights == "reference" and source.kind in (PRESET, LLM_FOLDER, GGUF):
         # A packaged (GGUF) preset or a local LLM: fail before loading it; this raises with the fix.
         check_weights_mode("reference", source.preset.base_model_label if source.preset else source.location)
-    return save(load(str(name_or_path), **load_kwargs), output_dir, weights=weights)
+    return save(load(source, **load_kwargs), output_dir, weights=weights)
 
 
 def _hub_base(source: Source) -> tuple[str, Preset | None] | None:

@@ -40,11 +40,6 @@ class Source:
     preset: Preset | None = None
     module_types: tuple[str, ...] = ()  # a SentenceTransformer folder's modules.json types
 
-    @property
-    def is_metaeol(self) -> bool:
-        """Whether loading it gives a MetaEOL model (everything but another SentenceTransformer folder)."""
-        return self.kind != SENTENCE_TRANSFORMER_FOLDER
-
     def refused_module_type(self) -> str | None:
         """The first module type ``metaeol_integrations.load`` will not import, if any."""
         for module_type in self.module_types:
@@ -62,7 +57,7 @@ def _folder_kind(module_types: tuple[str, ...]) -> str:
     return METAEOL_FOLDER if module_types[:1] == (METAEOL_MODULE_TYPE,) else SENTENCE_TRANSFORMER_FOLDER
 
 
-def hub_modules_json(repo_id: str, revision: str | None, token: Any, cache_folder: str | None) -> Path | None:
+def _hub_modules_json(repo_id: str, revision: str | None, token: Any, cache_folder: str | None) -> Path | None:
     """The ``modules.json`` of a hub repository (through the hub cache), or None when it has none or cannot be
     reached: then the id names a base LLM, whose own loading reports what is wrong."""
     import httpx
@@ -76,7 +71,7 @@ def hub_modules_json(repo_id: str, revision: str | None, token: Any, cache_folde
         return None
 
 
-def unknown_name(name: str) -> UnknownModelError:
+def _unknown_name(name: str) -> UnknownModelError:
     """The error for a name that is none of the kinds, with the closest presets."""
     close = difflib.get_close_matches(name, list(PRESETS), n=3, cutoff=0.5)
     suggestion = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
@@ -88,10 +83,9 @@ def unknown_name(name: str) -> UnknownModelError:
 
 def resolve_source(
     name: str, *, revision: str | None = None, token: bool | str | None = None, cache_folder: str | None = None,
-    look_up_hub: bool = True,
 ) -> Source:
-    """What ``name`` is. A hub id is looked up (``modules.json``, through the hub cache) only with ``look_up_hub``;
-    without it a hub id counts as a base LLM. Raises :class:`UnknownModelError` for anything else."""
+    """What ``name`` is; a hub id is looked up (its ``modules.json``, through the hub cache). Raises
+    :class:`UnknownModelError` for anything else."""
     name = str(name)
     if name in PRESETS:
         return Source(PRESET, name, name, preset=PRESETS[name])
@@ -100,7 +94,7 @@ def resolve_source(
         types = _module_types(path / "modules.json")
         return Source(_folder_kind(types), name, str(path), module_types=types)
     if is_hub_id(name):
-        modules_json = hub_modules_json(name, revision, token, cache_folder) if look_up_hub else None
+        modules_json = _hub_modules_json(name, revision, token, cache_folder)
         if modules_json is not None:
             types = _module_types(modules_json)
             kind = HUB_METAEOL if _folder_kind(types) == METAEOL_FOLDER else SENTENCE_TRANSFORMER_FOLDER
@@ -110,4 +104,4 @@ def resolve_source(
         return Source(LLM_FOLDER, name, str(path))
     if path.suffix == ".gguf":
         return Source(GGUF, name, str(path))
-    raise unknown_name(name)
+    raise _unknown_name(name)

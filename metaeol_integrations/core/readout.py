@@ -53,23 +53,28 @@ class RowPositions:
 Edit = Callable[[torch.Tensor, RowPositions], None]
 
 
-def span_positions(at: RowPositions, spans: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Index of every token of every row's ``[start, end)`` span in a call's states (row after row)."""
-    lengths = (spans[:, 1] - spans[:, 0]).clamp(min=1)
-    rows = torch.repeat_interleave(torch.arange(spans.shape[0], device=spans.device), lengths)
-    offsets = torch.arange(int(lengths.sum()), device=spans.device) - torch.repeat_interleave(
-        torch.cumsum(lengths, 0) - lengths, lengths)
-    columns = spans[rows, 0] + offsets
-    return at.batch[rows], at.start[rows] + columns
+@dataclass(frozen=True)
+class SpanTokens:
+    """Every token of every row's ``[start, end)`` span in a call's states (row after row), located once per call
+    and averaged per row at each layer read."""
 
+    where: tuple[torch.Tensor, torch.Tensor]  # index into the call's states
+    rows: torch.Tensor  # the row of each of those tokens
+    lengths: torch.Tensor  # tokens per row
 
-def span_means(states: torch.Tensor, where: tuple[torch.Tensor, torch.Tensor], spans: torch.Tensor) -> torch.Tensor:
-    """Each row's mean state over its span (``where`` from :func:`span_positions`), float32."""
-    lengths = (spans[:, 1] - spans[:, 0]).clamp(min=1)
-    rows = torch.repeat_interleave(torch.arange(spans.shape[0], device=spans.device), lengths)
-    values = states[where].float()
-    sums = values.new_zeros(spans.shape[0], values.shape[-1]).index_add_(0, rows, values)
-    return sums / lengths[:, None].to(sums.dtype)
+    @classmethod
+    def of_call(cls, at: RowPositions, spans: torch.Tensor) -> SpanTokens:
+        lengths = (spans[:, 1] - spans[:, 0]).clamp(min=1)
+        rows = torch.repeat_interleave(torch.arange(spans.shape[0], device=spans.device), lengths)
+        offsets = torch.arange(int(lengths.sum()), device=spans.device) - torch.repeat_interleave(
+            torch.cumsum(lengths, 0) - lengths, lengths)
+        return cls((at.batch[rows], at.start[rows] + spans[rows, 0] + offsets), rows, lengths)
+
+    def means(self, states: torch.Tensor) -> torch.Tensor:
+        """Each row's mean state over its span, float32."""
+        values = states[self.where].float()
+        sums = values.new_zeros(self.lengths.shape[0], values.shape[-1]).index_add_(0, self.rows, values)
+        return sums / self.lengths[:, None].to(sums.dtype)
 
 
 def last_token_index(attention_mask: torch.Tensor) -> torch.Tensor:
@@ -196,10 +201,11 @@ def last_token_states(
         prefix_length = prefix_cache.get_seq_length() if prefix_cache is not None else 0
         layout = PackedRows.from_mask(attention_mask, prefix_length)
     at = RowPositions.of_call(attention_mask, layout)
-    last = at(at.last) if spans is None else span_positions(at, spans)
+    last = at(at.last)
+    span_tokens = None if spans is None else SpanTokens.of_call(at, spans)
 
     def read(states: torch.Tensor) -> torch.Tensor:
-        return states[last].float() if spans is None else span_means(states, last, spans)
+        return states[last].float() if span_tokens is None else span_tokens.means(states)
 
     inputs = forward_inputs(model, input_ids, attention_mask, pass_position_ids, prefix_cache, cache_argument,
                              inputs_embeds, layout)

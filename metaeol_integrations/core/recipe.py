@@ -130,7 +130,7 @@ class Recipe:
         return {
             "templates": self.templates.to_dict(),
             "task_templates": {task: templates.to_dict() for task, templates in self.task_templates.items()},
-            "layer": list(self.layer) if isinstance(self.layer, tuple) else self.layer,
+            "layer": self._saved_layer(),
             "max_seq_length": self.max_seq_length,
             "prefix_cache": self.prefix_cache,
             "max_tokens_per_forward": self.max_tokens_per_forward,
@@ -157,11 +157,11 @@ class Recipe:
         actually read and max_seq_length, plus each other option only when it is set, so the key of a plain recipe
         never changes when options are added. ``prefix_cache`` and ``max_tokens_per_forward`` change how the vectors
         are computed, not what they are (within float tolerance), and are left out."""
-        config, default = self.to_config(), Recipe().to_config()
+        changed = self.changed_options()
         optional = ("token_prepending", "contrastive", "quantize", "task_templates", "chunk_tokens", "readout")
         return {
-            **{key: config[key] for key in optional if config[key] != default[key]},
-            "templates": config["templates"],
+            **{key: changed[key] for key in optional if key in changed},
+            "templates": self.templates.to_dict(),
             "layer": self.effective_layer,
             "max_seq_length": self.max_seq_length,
         }
@@ -171,4 +171,7 @@ class Recipe:
     @property
     def effective_layer(self) -> int | list[int] | dict[str, int]:
         """The layer(s) read for the default template set (see :func:`~metaeol_integrations.core.templates.effective_layer`)."""
-        return effective_layer(self.templates, self.to_config()["layer"])
+        return effective_layer(self.templates, self._saved_layer())
+
+    def _saved_layer(self) -> int | list[int] | None:
+        return list(self.layer) if isinstance(self.layer, tuple) else self.layer

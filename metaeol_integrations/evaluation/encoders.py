@@ -7,6 +7,7 @@ sweeps are then slices of cached arrays instead of new forward passes.
 
 from __future__ import annotations
 
+import json
 import os
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -185,16 +186,16 @@ def build_encoder(
         base_folder, base_model = _base_llm(source)
         return SentenceTransformerEncoder(
             mean_pooling_model(base_folder, device=device), f"{model} (mean pooling)",
-            {"kind": "mean-pooling", "base_model": base_model, "dtype": str(dtype_name(dtype))},
+            {"kind": "mean-pooling", "base_model": base_model, "dtype": _dtype_name(dtype)},
             batch_size=max(batch_size, 32),
         )
     if query_templates is not None:
         options["task_templates"] = {"query": query_templates}
-    metaeol = load(model, model_kwargs={"dtype": dtype} if dtype else None, device=device, **options)
+    metaeol = load(source, model_kwargs={"dtype": dtype} if dtype else None, device=device, **options)
     return MetaEOLEncoder(metaeol, model, batch_size=batch_size)
 
 
-def dtype_name(dtype: str | None) -> str:
+def _dtype_name(dtype: str | None) -> str:
     """How the identity of the mean-pooling baseline names its dtype (float32 unless given)."""
     import torch
 
@@ -204,17 +205,22 @@ def dtype_name(dtype: str | None) -> str:
 
 
 def _base_llm(source: Any) -> tuple[str, str]:
-    """The local LLM folder behind a preset, LLM folder or GGUF file, and the name the MetaEOL module would record
-    as its base model, found without loading the LLM."""
+    """The local LLM folder behind a preset, LLM folder, GGUF file or MetaEOL folder with weights, and the name the
+    MetaEOL module records as its base model (part of the cache key), found without loading the LLM."""
     from metaeol_integrations.core.gguf import dequantized_folder
-    from metaeol_integrations.sources import GGUF, LLM_FOLDER, PRESET
+    from metaeol_integrations.sources import GGUF, LLM_FOLDER, METAEOL_FOLDER, PRESET
 
     if source.kind == PRESET:
         location = source.preset.base_model_source()
         folder = str(dequantized_folder(location)) if location.endswith(".gguf") else location
         return folder, source.preset.base_model_label
     if source.kind == GGUF:
-        return str(dequantized_folder(source.location)), source.location
+        return str(dequantized_folder(source.location)), source.name
     if source.kind == LLM_FOLDER:
-        return source.location, source.location
-    raise ValueError(f"Mean pooling needs a local base LLM (a preset, LLM folder or .gguf file), not {source.name!r}.")
+        return source.location, source.name
+    if source.kind == METAEOL_FOLDER:
+        config = json.loads((Path(source.location) / MetaEOL.config_file_name).read_text(encoding="utf-8"))
+        if config.get("weights", "copy") == "copy":  # the LLM's weights are in the folder's root
+            return source.location, str(config.get("base_model") or source.location)
+    raise ValueError(f"Mean pooling needs a local base LLM (a preset, LLM folder, .gguf file or MetaEOL folder with "
+                     f"weights), not {source.name!r}.")
