@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from metaeol_integrations.cli.evaluate import add_eval_commands
+from metaeol_integrations.cli.serve import add_serve_command
 from metaeol_integrations.cli.usage import UsageError
 from metaeol_integrations.cli.options import add_recipe_options, add_runtime_options, load_options
 from metaeol_integrations.errors import MetaEOLError
@@ -266,6 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     center.set_defaults(handler=cmd_fit_center)
 
     add_eval_commands(commands, DEFAULT_PRESET)
+    add_serve_command(commands, DEFAULT_PRESET)
 
     info = commands.add_parser("info", help="list the presets", description="List the named presets.")
     info.set_defaults(handler=cmd_info)
