@@ -15,7 +15,7 @@ from ray import serve
 
 from metaeol_integrations.serving.app import create_app
 from metaeol_integrations.serving.service import Embedded, EmbeddingService, Job
-from metaeol_integrations.serving.settings import ServeSettings
+from metaeol_integrations.serving.settings import ServeSettings, api_key_from_environment, default_served_name
 
 
 def _texts_in(jobs: Sequence[Job]) -> int:
@@ -30,7 +30,8 @@ class MetaEOLDeployment:
     def __init__(self, model: str, load_kwargs: dict[str, Any], settings: dict[str, Any]) -> None:
         from metaeol_integrations.loading import load
 
-        self.settings = ServeSettings(**settings)
+        # A key in the replica's environment (a Serve config's runtime_env) counts as for `metaeol serve`.
+        self.settings = ServeSettings(**{**settings, "api_key": settings.get("api_key") or api_key_from_environment()})
         # device None: sentence-transformers takes the replica's GPU when Ray gave it one.
         self.service = EmbeddingService(load(model, **load_kwargs), self.settings)
         self._run_batch.set_max_batch_size(self.settings.max_batch_texts)
@@ -69,8 +70,6 @@ def app_builder(args: dict[str, Any]) -> serve.Application:
     holds ``model``, optional ``load_kwargs`` (``metaeol_integrations.load`` keywords), ``settings``
     (:class:`ServeSettings` fields; ``served_model_name`` defaults to the model's name), ``num_replicas``,
     ``num_cpus`` and ``num_gpus`` per replica."""
-    from metaeol_integrations.serving.settings import default_served_name
-
     model = args["model"]
     settings = {"served_model_name": default_served_name(model), **args.get("settings", {})}
     return deployment_app(model, args.get("load_kwargs", {}), ServeSettings(**settings),

@@ -70,3 +70,18 @@ def test_metaeol_serve_answers_with_local_vectors_and_needs_its_key(tiny_model_d
         got = np.array([item["embedding"] for item in response.json()["data"]], dtype=np.float32)
         np.testing.assert_allclose(got, expected, atol=1e-5, rtol=0)
     assert refused.status_code == 401
+
+
+def test_serve_config_example_builds_its_application():
+    yaml = pytest.importorskip("yaml")
+    serve = pytest.importorskip("ray.serve")
+    import importlib
+    from pathlib import Path
+
+    config = yaml.safe_load((Path(__file__).resolve().parents[2] / "examples" / "serve_config.yaml").read_text())
+    application = config["applications"][0]
+    module_name, function_name = application["import_path"].split(":")
+    builder = getattr(importlib.import_module(module_name), function_name)
+    assert isinstance(builder(application["args"]), serve.Application)  # builds ServeSettings: field names checked
+    with pytest.raises(TypeError):
+        builder({**application["args"], "settings": {"max_batch_text": 64}})
