@@ -184,6 +184,16 @@ class MetaEOL(InputModule):
     def packing(self, value: bool) -> None:
         self.runner.packing = value
 
+    @property
+    def shared_text(self) -> bool:
+        """Whether a text's prompts that agree up to the end of the text (text-first templates) compute that part
+        once (``core/shared_text.py``; on where packing is possible)."""
+        return self.runner.shared_text
+
+    @shared_text.setter
+    def shared_text(self, value: bool) -> None:
+        self.runner.shared_text = value
+
     def clear_prefix_cache(self) -> None:
         """Drop the cached template prefixes; they are computed again on the next call."""
         self.runner.clear_prefix_cache()

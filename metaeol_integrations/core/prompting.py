@@ -82,6 +82,7 @@ class Prompting:
             # None: the plain mean over prompts (bit for bit as before ensembles existed).
             "prompt_weights": None if prompts.templates.is_uniform else prompts.templates.prompt_weights(),
             "window_counts": window_counts,
+            "reuse_keys_values": self.use_prefix_cache,
         }
         if slot_mean:  # the text's tokens, in the columns of what runs after the cached prefix
             shifts = [len(full) - len(rest) for full, (_, rest) in zip(batch.input_ids, rows)]

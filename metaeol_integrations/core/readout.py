@@ -209,7 +209,18 @@ def last_token_states(
 
     inputs = forward_inputs(model, input_ids, attention_mask, pass_position_ids, prefix_cache, cache_argument,
                              inputs_embeds, layout)
+    stacked = read_states(model, inputs, read, layers, num_layers, edits, at)
+    return stacked.mean(dim=0) if average_layers else stacked
 
+
+def read_states(
+    model: PreTrainedModel, inputs: dict[str, Any], read: Callable[[torch.Tensor], torch.Tensor],
+    layers: Sequence[int], num_layers: int, edits: Sequence[tuple[nn.Module, Edit]] = (),
+    at: RowPositions | None = None,
+) -> torch.Tensor:
+    """One forward call with ``inputs``, returning ``read(states)`` at each of ``layers`` (``hidden_states``
+    numbering), stacked: ``(len(layers), ...)``. The pass stops after the deepest layer read. ``edits`` (see
+    :func:`last_token_states`) need ``at``."""
     captured: dict[int, torch.Tensor] = {}
     intermediate = sorted(set(index for index in layers if index < num_layers))
     stop_early = max(layers) < num_layers
@@ -251,5 +262,4 @@ def last_token_states(
     finally:
         for handle in handles:
             handle.remove()
-    stacked = torch.stack([captured[index] for index in layers])
-    return stacked.mean(dim=0) if average_layers else stacked
+    return torch.stack([captured[index] for index in layers])

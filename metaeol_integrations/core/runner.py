@@ -20,6 +20,7 @@ from metaeol_integrations.core.methods import BoundMethod, CallInputs
 from metaeol_integrations.core.packing import PACKED_ATTENTION, can_pack, fits_window
 from metaeol_integrations.core.prefix_cache import PrefixKVStore, cache_argument_name
 from metaeol_integrations.core.readout import accepts_position_ids, last_token_states
+from metaeol_integrations.core.shared_text import run_shared_text, text_chunks, texts_of_group
 
 
 class PromptRunner:
@@ -35,6 +36,9 @@ class PromptRunner:
         if self.can_pack:
             model.set_attn_implementation(PACKED_ATTENTION)  # plain SDPA for every call without a pack layout
         self._packing = self.can_pack
+        # Text-first prompts compute their common text once (core/shared_text.py); it needs ready 4D masks, as
+        # packing does.
+        self._shared_text = self.can_pack
 
     @property
     def packing(self) -> bool:
@@ -47,6 +51,18 @@ class PromptRunner:
             raise ValueError(f"{type(self.model).__name__} cannot run packed calls here (core/packing.py lists the "
                              "architectures). Fix: leave packing off for this model.")
         self._packing = bool(value)
+
+    @property
+    def shared_text(self) -> bool:
+        """Whether a text's prompts that agree up to the end of the text run that part once (same vectors)."""
+        return self._shared_text
+
+    @shared_text.setter
+    def shared_text(self, value: bool) -> None:
+        if value and not self.can_pack:
+            raise ValueError(f"{type(self.model).__name__} cannot run shared-text calls here (they need the "
+                             "architectures core/packing.py lists). Fix: leave shared_text off for this model.")
+        self._shared_text = bool(value)
 
     @property
     def caches_prefixes(self) -> bool:
@@ -77,6 +93,16 @@ class PromptRunner:
                 prefix = tuple(features["prefixes"][prefix_index])
                 prefix_cache = self.prefix_store.get(self.model, prefix, self.cache_argument)
             prefix_length = 0 if prefix_cache is None else prefix_cache.get_seq_length()
+            # The recipe's prefix_cache=False means every prompt runs whole (the reference path): nothing shared.
+            if features.get("reuse_keys_values") and self._shared_text and not methods and spans is None:
+                texts = texts_of_group(input_ids, lengths, group, num_prompts, needs_shared=prefix_cache is None)
+                if texts is not None and fits_window(self.model, prefix_length + int(lengths[group].max())
+                                                     * num_prompts):
+                    for chunk in text_chunks(texts, lengths, max_tokens_per_forward):
+                        rows, chunk_states = run_shared_text(self.model, input_ids, lengths, chunk, prefix_cache,
+                                                             self.cache_argument, read_layers, self.num_layers)
+                        states[:, rows] = chunk_states
+                    continue
             packed = self._packing and fits_window(self.model, prefix_length + int(lengths[group].max()))
             chunks = (token_packs(lengths[group], min(PACK_TOKENS, max_tokens_per_forward)) if packed
                       else length_buckets(lengths[group], max_tokens_per_forward))

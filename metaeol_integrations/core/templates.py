@@ -341,10 +341,79 @@ RETRIEVAL_QUERY_TEMPLATES = TemplateSet(
     name="retrieval-query",
 )
 
+# Text-first MetaEOL (docs/methods.md, "Text first"): the text comes first and each meta-task's instruction and
+# one-word ending follow it, so the eight prompts of a text share every token up to the end of the text and the
+# text is computed once (core/shared_text.py). Each tail keeps its paper template's task description, reworded to
+# refer back to the sentence, and the paper template's exact ending.
+_TEXT_FIRST = 'This sentence : "{sentence}" '
+_THIS = "This sentence"
+
+METAEOL_TEXTFIRST_TEMPLATES = TemplateSet(
+    (
+        MetaTask(
+            "text_classification",
+            (
+                _TEXT_FIRST + "In this task, you categorize a text excerpt into a broad category such as 'Education', "
+                "'Technology', 'Health', 'Business', 'Environment', 'Politics', or 'Culture'. " + _THIS
+                + " should be classified under one general category in one word:\"",
+                _TEXT_FIRST + "In this task, you determine whether a statement presents an 'Opinion' or a 'Fact'. "
+                + _THIS + " discriminates between opinion and fact in one word:\"",
+            ),
+        ),
+        MetaTask(
+            "sentiment_analysis",
+            (
+                _TEXT_FIRST + "In this task, you rate a product review on a scale of 1-5, where 1 means 'extremely "
+                "negative' and 5 means 'extremely positive'. " + _THIS + " reflects the sentiment in one word:\"",
+                _TEXT_FIRST + "In this task, you identify the predominant emotion of a diary entry, such as joy, "
+                "sadness, anger, fear, or love. " + _THIS + " conveys the emotion in one word:\"",
+            ),
+        ),
+        MetaTask(
+            "paraphrase_identification",
+            (
+                _TEXT_FIRST + "In this task, you assess whether two sentences convey the same meaning: 'identical', "
+                "'similar', 'different', or 'unrelated'. To enhance the performance of this task, this sentence "
+                "means in one word:\"",
+                _TEXT_FIRST + "In this task, you determine if a phrase can be a contextual synonym within a sentence: "
+                "'yes', 'no', or 'partially'. To enhance the performance of this task, this sentence means in one "
+                "word:\"",
+            ),
+        ),
+        MetaTask(
+            "information_extraction",
+            (
+                _TEXT_FIRST + "In this task, you extract the most critical fact from a news article. " + _THIS
+                + " encapsulates the key fact in one word:\"",
+                _TEXT_FIRST + "In this task, you identify the main entities (e.g., proteins, diseases) and their "
+                "relations (e.g., causes, treats) in a scientific abstract. " + _THIS
+                + " highlights the primary entity or relation in one word:\"",
+            ),
+        ),
+    ),
+    name="metaeol-textfirst",
+)
+
+# KE with the text first (its published layer, HS[-2], kept); PromptEOL and PCoT already put only 'This sentence :'
+# before the text, so they need no text-first variant.
+KE_TEXTFIRST_TEMPLATES = TemplateSet(
+    (
+        MetaTask(
+            "ke-textfirst",
+            (_TEXT_FIRST + "The essence of a sentence is often captured by its main subjects and actions, while "
+             "descriptive terms provide additional but less central details. With this in mind , this sentence means "
+             "in one word:\"",),
+            layer=-2,
+        ),
+    ),
+    name="ke-textfirst",
+)
+
 BUILTIN_TEMPLATE_SETS: Mapping[str, TemplateSet] = MappingProxyType(
     {
         template_set.name: template_set
         for template_set in (METAEOL_TEMPLATES, PROMPTEOL_TEMPLATES, PCOT_TEMPLATES, KE_TEMPLATES, CK_TEMPLATES,
-                             RETRIEVAL_DOCUMENT_TEMPLATES, RETRIEVAL_QUERY_TEMPLATES)
+                             RETRIEVAL_DOCUMENT_TEMPLATES, RETRIEVAL_QUERY_TEMPLATES, METAEOL_TEXTFIRST_TEMPLATES,
+                             KE_TEXTFIRST_TEMPLATES)
     }
 )

@@ -120,8 +120,11 @@ class PromptTokenizer:
             indices = []
             for length in lengths:
                 if length > 0:
-                    indices.append(len(prefixes))
-                    prefixes.append(tuple(first[:length]))
+                    prefix = tuple(first[:length])
+                    # Templates with the same head (text-first sets) share one entry, so their rows run together.
+                    if prefix not in prefixes:
+                        prefixes.append(prefix)
+                    indices.append(prefixes.index(prefix))
             candidates.append(tuple(indices))
         return tuple(prefixes), tuple(candidates)
 
