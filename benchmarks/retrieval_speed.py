@@ -33,6 +33,11 @@ CONFIGURATIONS = {
     "SmolLM2 PromptEOL, chunks of 64 tokens": (SMOL, {"templates": "prompteol"}, 64),
     "metaeol-rag-smollm2-135m (PromptEOL, chunks of 32 tokens)": (SMOL, {"templates": "prompteol"}, 32),
     "SmolLM2 MetaEOL": (SMOL, {"templates": "metaeol"}, None),
+    # Text-first MetaEOL (issue 23): the text once, eight short tails (core/shared_text.py); and the same prompts each
+    # run whole, to show what sharing the text saves.
+    "SmolLM2 MetaEOL text-first": (SMOL, {"templates": "metaeol-textfirst"}, None),
+    "SmolLM2 MetaEOL text-first, every prompt whole": (SMOL, {"templates": "metaeol-textfirst",
+                                                             "prefix_cache": False}, None),
 }
 
 
