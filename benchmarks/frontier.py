@@ -92,6 +92,16 @@ def configurations(results: Path, name: str = "smollm2-135m") -> list[Configurat
         Configuration("PromptEOL int8", "smollm2-135m-PromptEOL-int8", "int8", {"templates": "prompteol"}),
         Configuration("MetaEOL int8", "smollm2-135m-MetaEOL-int8", "int8", {"templates": "metaeol"}),
     ]
+    # Text-first MetaEOL (issue 23; scripts/reproduce_textfirst.sh): last layer, and the layer tuned on dev.
+    for templates, stem in (("metaeol-textfirst", "MetaEOL text-first"),
+                            ("metaeol-textfirst-short", "MetaEOL text-first short")):
+        run = f"smollm2-135m-{stem.replace(' ', '-')}"
+        points.append(Configuration(stem, f"{run}-last-layer", settings={"templates": templates}))
+        tune = results / f"{run}-tune-layer.json"
+        if tune.is_file():
+            layer = json.loads(tune.read_text())["best_layer"]
+            points.append(Configuration(f"{stem}, layer {layer} (tuned on dev)", f"{run}-tuned-layer-{layer}",
+                                        settings={"templates": templates, "layer": layer}))
     return points
 
 

@@ -38,6 +38,7 @@ CONFIGURATIONS = {
     "SmolLM2 MetaEOL text-first": (SMOL, {"templates": "metaeol-textfirst"}, None),
     "SmolLM2 MetaEOL text-first, every prompt whole": (SMOL, {"templates": "metaeol-textfirst",
                                                              "prefix_cache": False}, None),
+    "SmolLM2 MetaEOL text-first short": (SMOL, {"templates": "metaeol-textfirst-short"}, None),
 }
 
 

@@ -6,18 +6,23 @@
 #   3. retrieval on SciFact's seeded 500-document sample (the rows of docs/retrieval.md);
 #   4. documents/s on SciFact abstracts, side by side with MetaEOL, PromptEOL and KE (benchmarks/retrieval_speed.py).
 # Embeddings are cached and a finished JSON is skipped, so an interrupted run resumes.
+# Usage: bash scripts/reproduce_textfirst.sh [metaeol-textfirst|metaeol-textfirst-short]...  (default: both)
+#        SPEED=0 skips the speed benchmark.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-docs/results}"
 METAEOL=".venv/bin/metaeol"
 smol=metaeol-smollm2-135m
-name="smollm2-135m MetaEOL text-first"
 slug() { printf '%s' "$1" | sed -E 's/[^A-Za-z0-9._-]+/-/g; s/^-+//; s/-+$//'; }
-tf=(--model "$smol" --templates metaeol-textfirst)
 
-tune="$OUT/$(slug "$name")-tune-layer.json"
+rows() {  # template set, label stem
+local set="$1" stem="$2"
+local name="smollm2-135m $stem"
+local tf=(--model "$smol" --templates "$set")
+
+local tune="$OUT/$(slug "$name")-tune-layer.json"
 [ -f "$tune" ] || "$METAEOL" tune-layer "${tf[@]}" --label "$name" --limit "${DEV_LIMIT:-500}" --out "$OUT"
-tuned=$(.venv/bin/python -c "import json,sys; print(json.load(open(sys.argv[1]))['best_layer'])" "$tune")
+local tuned=$(.venv/bin/python -c "import json,sys; print(json.load(open(sys.argv[1]))['best_layer'])" "$tune")
 for spec in "last layer|" "tuned layer $tuned|--layer $tuned"; do
   label="$name ${spec%%|*}"; read -r -a view <<< "${spec#*|}"
   [ -f "$OUT/$(slug "$label")-sts.json" ] || \
@@ -34,10 +39,20 @@ done
 R="$OUT/retrieval"
 for split in all dev test; do
   for spec in "last layer|" "tuned layer $tuned|--layer $tuned"; do
-    label="SmolLM2 MetaEOL text-first ${spec%%|*} (sample 500)"; read -r -a view <<< "${spec#*|}"
+    label="SmolLM2 $stem ${spec%%|*} (sample 500)"; read -r -a view <<< "${spec#*|}"
     [ -f "$R/$(slug "$label-scifact-$split").json" ] || "$METAEOL" eval retrieval --task scifact --split "$split" \
       --corpus-sample 500 --label "$label" --out "$R" "${tf[@]}" "${view[@]}"
   done
 done
+}
 
-.venv/bin/python benchmarks/retrieval_speed.py
+sets=("$@")
+[ ${#sets[@]} -gt 0 ] || sets=(metaeol-textfirst metaeol-textfirst-short)
+for set in "${sets[@]}"; do
+  case "$set" in
+    metaeol-textfirst) rows "$set" "MetaEOL text-first" ;;
+    metaeol-textfirst-short) rows "$set" "MetaEOL text-first short" ;;
+    *) echo "unknown template set $set" >&2; exit 2 ;;
+  esac
+done
+[ "${SPEED:-1}" = 0 ] || .venv/bin/python benchmarks/retrieval_speed.py

@@ -394,6 +394,37 @@ METAEOL_TEXTFIRST_TEMPLATES = TemplateSet(
     name="metaeol-textfirst",
 )
 
+# The same eight prompts with each task description cut to a few words before the paper's ending, so that a tail is
+# about 15 tokens instead of 42: the cost per text approaches one pass over the text (docs/methods.md).
+METAEOL_TEXTFIRST_SHORT_TEMPLATES = TemplateSet(
+    (
+        MetaTask(
+            "text_classification",
+            (_TEXT_FIRST + "Topic category: " + _THIS.lower() + " should be classified under one general category in "
+             "one word:\"",
+             _TEXT_FIRST + "Opinion or fact: " + _THIS.lower() + " discriminates between opinion and fact in one "
+             "word:\""),
+        ),
+        MetaTask(
+            "sentiment_analysis",
+            (_TEXT_FIRST + "Rating from 1 to 5: " + _THIS.lower() + " reflects the sentiment in one word:\"",
+             _TEXT_FIRST + "Predominant emotion: " + _THIS.lower() + " conveys the emotion in one word:\""),
+        ),
+        MetaTask(
+            "paraphrase_identification",
+            (_TEXT_FIRST + "Same meaning as another sentence: " + _THIS.lower() + " means in one word:\"",
+             _TEXT_FIRST + "Contextual synonym: " + _THIS.lower() + " means in one word:\""),
+        ),
+        MetaTask(
+            "information_extraction",
+            (_TEXT_FIRST + "Most critical fact: " + _THIS.lower() + " encapsulates the key fact in one word:\"",
+             _TEXT_FIRST + "Main entities and relations: " + _THIS.lower() + " highlights the primary entity or "
+             "relation in one word:\""),
+        ),
+    ),
+    name="metaeol-textfirst-short",
+)
+
 # KE with the text first (its published layer, HS[-2], kept); PromptEOL and PCoT already put only 'This sentence :'
 # before the text, so they need no text-first variant.
 KE_TEXTFIRST_TEMPLATES = TemplateSet(
@@ -414,6 +445,6 @@ BUILTIN_TEMPLATE_SETS: Mapping[str, TemplateSet] = MappingProxyType(
         template_set.name: template_set
         for template_set in (METAEOL_TEMPLATES, PROMPTEOL_TEMPLATES, PCOT_TEMPLATES, KE_TEMPLATES, CK_TEMPLATES,
                              RETRIEVAL_DOCUMENT_TEMPLATES, RETRIEVAL_QUERY_TEMPLATES, METAEOL_TEXTFIRST_TEMPLATES,
-                             KE_TEXTFIRST_TEMPLATES)
+                             METAEOL_TEXTFIRST_SHORT_TEMPLATES, KE_TEXTFIRST_TEMPLATES)
     }
 )
