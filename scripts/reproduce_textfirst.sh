@@ -7,7 +7,7 @@
 #   4. documents/s on SciFact abstracts, side by side with MetaEOL, PromptEOL and KE (benchmarks/retrieval_speed.py).
 # Embeddings are cached and a finished JSON is skipped, so an interrupted run resumes.
 # Usage: bash scripts/reproduce_textfirst.sh [metaeol-textfirst|metaeol-textfirst-short]...  (default: both)
-#        SPEED=0 skips the speed benchmark.
+#        SPEED=0 skips the speed benchmark, STS=0 the STS test rows (the test row goes to the set chosen on dev).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-docs/results}"
@@ -23,6 +23,7 @@ local tf=(--model "$smol" --templates "$set")
 local tune="$OUT/$(slug "$name")-tune-layer.json"
 [ -f "$tune" ] || "$METAEOL" tune-layer "${tf[@]}" --label "$name" --limit "${DEV_LIMIT:-500}" --out "$OUT"
 local tuned=$(.venv/bin/python -c "import json,sys; print(json.load(open(sys.argv[1]))['best_layer'])" "$tune")
+if [ "${STS:-1}" != 0 ]; then
 for spec in "last layer|" "tuned layer $tuned|--layer $tuned"; do
   label="$name ${spec%%|*}"; read -r -a view <<< "${spec#*|}"
   [ -f "$OUT/$(slug "$label")-sts.json" ] || \
@@ -35,6 +36,7 @@ for other in "smollm2-135m-MetaEOL-last-layer-all" "smollm2-135m-MetaEOL-tuned-l
       > "$OUT/$(slug "$name $mine")-vs-$other.txt"
   done
 done
+fi
 
 R="$OUT/retrieval"
 for split in all dev test; do
