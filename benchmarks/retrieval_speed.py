@@ -2,7 +2,9 @@
 abstracts (title + text, as the harness embeds them), for the nDCG@10-against-cost frontier of docs/retrieval.md.
 
 Each configuration is warmed up on a few other documents first (prefix caches, lazy imports), then timed on the
-sample with batch size 16 (best of --rounds rounds, each in a fresh shuffled order). BM25's figure is indexing the
+sample with batch size 16 (best of --rounds rounds, each in a fresh shuffled order). Beside the noisy clock, the
+token positions the LLM runs per document (counted at its input embedding, padding included, cached prefixes not):
+the cost that sharing a prefix or the text removes, independent of the machine. BM25's figure is indexing the
 sample (bm25s, English stop words): it shows the scale, not a comparable cost.
 
 Run:  .venv/bin/python benchmarks/retrieval_speed.py [--documents 24] [--rounds 1]
@@ -49,8 +51,9 @@ def sample_documents(n: int, seed: int = 0) -> list[str]:
     return random.Random(seed).sample(data.doc_texts, n)
 
 
-def time_configuration(label: str, documents: list[str], warmup: list[str], rounds: int) -> float:
-    """Best documents/s over ``rounds`` for one configuration (no embedding cache: every round computes)."""
+def time_configuration(label: str, documents: list[str], warmup: list[str], rounds: int) -> tuple[float, float | None]:
+    """Best documents/s over ``rounds`` for one configuration (no embedding cache: every round computes), and the
+    token positions its LLM ran per document in the last round (None for a model without one)."""
     from metaeol_integrations.core.chunking import split_into_windows
     from metaeol_integrations.evaluation.encoders import build_encoder
 
@@ -63,13 +66,22 @@ def time_configuration(label: str, documents: list[str], warmup: list[str], roun
                        task="document")
 
     embed(warmup)
+    module = getattr(encoder, "module", None)
+    positions: list[int] = []
+    handle = (module.auto_model.get_input_embeddings().register_forward_hook(
+        lambda _layer, args, _out: positions.append(int(args[0].numel()))) if module is not None else None)
     best = 0.0
-    for round_ in range(rounds):
-        order = random.Random(round_).sample(documents, len(documents))
-        start = time.perf_counter()
-        embed(order)
-        best = max(best, len(order) / (time.perf_counter() - start))
-    return best
+    try:
+        for round_ in range(rounds):
+            positions.clear()
+            order = random.Random(round_).sample(documents, len(documents))
+            start = time.perf_counter()
+            embed(order)
+            best = max(best, len(order) / (time.perf_counter() - start))
+    finally:
+        if handle is not None:
+            handle.remove()
+    return best, (sum(positions) / len(documents) if handle is not None else None)
 
 
 def bm25_documents_per_second(documents: list[str]) -> float:
@@ -92,21 +104,25 @@ def main() -> None:
     sample = sample_documents(args.documents + 4)
     documents, warmup = sample[: args.documents], sample[args.documents :]
     rows = {"BM25 (indexing)": bm25_documents_per_second(documents)}
+    positions: dict[str, float | None] = {"BM25 (indexing)": None}
     for label in CONFIGURATIONS:
-        rows[label] = time_configuration(label, documents, warmup, args.rounds)
-        print(f"{label}: {rows[label]:.2f} documents/s", flush=True)
+        rows[label], positions[label] = time_configuration(label, documents, warmup, args.rounds)
+        print(f"{label}: {rows[label]:.2f} documents/s, {positions[label]} positions/document", flush=True)
     record = {
         "documents": args.documents, "rounds": args.rounds, "batch_size": 16, "dataset": "SciFact corpus, seed 0",
         "torch_threads": torch.get_num_threads(), "machine": platform.processor() or platform.machine(),
         "documents_per_second": rows,
         "relative_to_metaeol": {label: value / rows["SmolLM2 MetaEOL"] for label, value in rows.items()},
+        "llm_positions_per_document": positions,
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(record, indent=2), encoding="utf-8")
     lines = [f"# Documents/s on {args.documents} SciFact abstracts (one process, side by side, batch 16, "
-             f"{torch.get_num_threads()} threads)", "", "| configuration | documents/s | x MetaEOL |", "|---|---|---|"]
-    lines += [f"| {label} | {value:.2f} | {record['relative_to_metaeol'][label]:.1f} |" for label, value in rows.items()]
+             f"{torch.get_num_threads()} threads)", "",
+             "| configuration | documents/s | x MetaEOL | LLM token positions per document |", "|---|---|---|---|"]
+    lines += [f"| {label} | {value:.2f} | {record['relative_to_metaeol'][label]:.1f} | "
+              f"{'-' if positions[label] is None else f'{positions[label]:,.0f}'} |" for label, value in rows.items()]
     out.with_suffix(".md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     print(f"wrote {out.with_suffix('.json')} and .md")
 
