@@ -22,6 +22,9 @@ CANDIDATES = {
     "SmolLM2-PromptEOL-chunks-of-128-tokens-scifact-dev-grid.json": ({"templates": "prompteol", "chunk_tokens": 128}, 1.1),
     "SmolLM2-PromptEOL-chunks-of-64-tokens-scifact-dev-grid.json": ({"templates": "prompteol", "chunk_tokens": 64}, 1.2),
     "SmolLM2-PromptEOL-chunks-of-32-tokens-scifact-dev-grid.json": ({"templates": "prompteol", "chunk_tokens": 32}, 1.5),
+    # Text-first MetaEOL: one pass over the text + eight short tails; 1.8 = its LLM token positions per SciFact abstract
+    # over PromptEOL's (550 / 307, benchmarks/results/retrieval_speed.json).
+    "SmolLM2-MetaEOL-text-first-short-scifact-dev-grid.json": ({"templates": "metaeol-textfirst-short"}, 1.8),
     "SmolLM2-MetaEOL-scifact-dev-grid.json": ({"templates": "metaeol"}, 8.0),
 }
 

@@ -66,6 +66,11 @@ row "metaeol-rag-smollm2-135m ($tag)" "$nf" "$ns" --queries "$nq" --model metaeo
 row "SmolLM2 PromptEOL ($tag)" "$nf" "$ns" --queries "$nq" --model "$smol" --templates prompteol
 row "SmolLM2 KE ($tag)" "$nf" "$ns" --queries "$nq" --model "$smol" --templates ke
 row "SmolLM2 mean pooling ($tag)" "$nf" "$ns" --queries "$nq" --model "$smol" --pooling mean
+# Text-first MetaEOL (docs/methods.md "Text first"): the text once, eight short tails.
+row "SmolLM2 MetaEOL text-first short ($tag)" "$nf" "$ns" --queries "$nq" --model "$smol" \
+  --templates metaeol-textfirst-short
+row "SmolLM2 MetaEOL text-first short layer 28 ($tag)" "$nf" "$ns" --queries "$nq" --model "$smol" \
+  --templates metaeol-textfirst-short --layer 28
 # Last: 8 passes per document (about an hour here).
 row "SmolLM2 MetaEOL ($tag)" "$nf" "$ns" --queries "$nq" --model "$smol"
 row "SmolLM2 MetaEOL layer 28 = plus preset ($tag)" "$nf" "$ns" --queries "$nq" --model "$smol" --layer 28
