@@ -81,8 +81,9 @@ def parse_templates(value: str) -> Any:
 
 
 TEMPLATES_HELP = ("metaeol (default), prompteol, pcot, ke, ck, retrieval-document, retrieval-query, "
-                  "metaeol-textfirst / ke-textfirst (text before the instructions: the text is computed once), an "
-                  "ensemble joined by '+' (e.g. metaeol+ke), or a JSON file {meta_task: [template, ...]}")
+                  "metaeol-textfirst / metaeol-textfirst-short / ke-textfirst (text before the instructions: the "
+                  "text is computed once), an ensemble joined by '+' (e.g. metaeol+ke), or a JSON file "
+                  "{meta_task: [template, ...]}")
 
 
 def add_recipe_options(parser: argparse.ArgumentParser, layer: bool = True) -> None:
