@@ -34,6 +34,15 @@ for task in scifact nfcorpus; do
   row "BM25 stemmed" "$task" 0 --model bm25-stemmed
   row "all-MiniLM-L6-v2" "$task" 0 --model all-minilm-l6-v2
 done
+# Full corpora, all queries: the retrieval preset and the one-prompt rows (about 20-30 min each here; NFCorpus
+# first, where the 20-query sample gives wide intervals). MetaEOL (8 passes) stays on the samples below.
+for task in nfcorpus scifact; do
+  row "metaeol-rag-smollm2-135m" "$task" 0 --model metaeol-rag-smollm2-135m
+  row "SmolLM2 PromptEOL" "$task" 0 --model "$smol" --templates prompteol
+done
+for task in nfcorpus scifact; do
+  row "SmolLM2 KE" "$task" 0 --model "$smol" --templates ke
+done
 # SciFact's 500-document sample: every row.
 row "BM25 (sample $SAMPLE)" scifact "$SAMPLE" --model bm25
 row "BM25 stemmed (sample $SAMPLE)" scifact "$SAMPLE" --model bm25-stemmed
