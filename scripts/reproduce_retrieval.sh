@@ -26,6 +26,13 @@ row() {  # label, task, corpus sample, eval retrieval options...
   done
 }
 
+pairs() {  # label, eval doc-pairs options...: document-level similarity on NFCorpus (docs/retrieval.md)
+  local label="$1"; shift
+  [[ "$label" =~ $ROWS ]] || return 0
+  if [ -f "$OUT/doc-pairs/$(slug "$label-nfcorpus-doc-pairs").json" ]; then echo "skip: $label doc-pairs"; return 0; fi
+  "$METAEOL" eval doc-pairs --task nfcorpus --pairs 200 --label "$label" --out "$OUT/doc-pairs" "$@"
+}
+
 main() {  # one function, read whole before it runs: editing this file during a run cannot derail it
 smol=metaeol-smollm2-135m
 # Full corpora: the lexical baselines and the trained reference encoder.
@@ -80,6 +87,17 @@ row "SmolLM2 MetaEOL text-first short ($tag)" "$nf" "$ns" --queries "$nq" --mode
   --templates metaeol-textfirst-short
 row "SmolLM2 MetaEOL text-first short layer 28 ($tag)" "$nf" "$ns" --queries "$nq" --model "$smol" \
   --templates metaeol-textfirst-short --layer 28
+# Document-level similarity (the issue's "paragraph-level" target): 200 NFCorpus pairs of abstracts both cited for
+# one question against 200 pairs of the same abstracts that share no question; 250 documents. Run after the
+# NFCorpus full-corpus rows, whose cache holds most of these documents.
+pairs "metaeol-smollm2-135m (default preset)" --model "$smol"
+pairs "metaeol-plus-smollm2-135m (MetaEOL layer 28)" --model "$smol" --layer 28
+pairs "metaeol-rag-smollm2-135m" --model metaeol-rag-smollm2-135m
+pairs "SmolLM2 PromptEOL" --model "$smol" --templates prompteol
+pairs "SmolLM2 KE" --model "$smol" --templates ke
+pairs "SmolLM2 MetaEOL text-first short" --model "$smol" --templates metaeol-textfirst-short
+pairs "SmolLM2 MetaEOL text-first short layer 28" --model "$smol" --templates metaeol-textfirst-short --layer 28
+pairs "all-MiniLM-L6-v2" --model all-minilm-l6-v2
 # Last: 8 passes per document (about an hour here).
 row "SmolLM2 MetaEOL ($tag)" "$nf" "$ns" --queries "$nq" --model "$smol"
 row "SmolLM2 MetaEOL layer 28 = plus preset ($tag)" "$nf" "$ns" --queries "$nq" --model "$smol" --layer 28

@@ -62,8 +62,8 @@ def _encoder(args: argparse.Namespace):
     from metaeol_integrations.evaluation.encoders import build_encoder
 
     options = recipe_options(args)
-    if args.handler is cmd_retrieval:
-        options["chunk_tokens"] = None  # eval retrieval chunks documents itself, from cached windows
+    if args.handler in (cmd_retrieval, cmd_doc_pairs):
+        options["chunk_tokens"] = None  # the harness chunks documents itself, from cached windows
     return build_encoder(args.model, pooling=args.pooling, dtype=args.dtype, device=args.device,
                          batch_size=args.batch_size, **options)
 
@@ -222,6 +222,42 @@ def _postprocessing(args: argparse.Namespace, retriever: Any) -> dict[str, Any]:
         record["center"] = "corpus"
     retriever.transform = PostProcessing(projection, center, fit_vectors)
     return record
+
+
+def cmd_doc_pairs(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
+    from metaeol_integrations.evaluation.beir import read_beir
+    from metaeol_integrations.evaluation.doc_pairs import document_pairs, pair_cosines, pair_scores, write_pair_results
+    from metaeol_integrations.evaluation.retrieval import BM25_MODELS, retriever_for
+
+    started = time.perf_counter()
+    if args.task is None and args.data_dir is None:
+        raise UsageError("eval doc-pairs needs --task or --data-dir. Fix: e.g. --task nfcorpus.")
+    if args.model in BM25_MODELS:
+        raise UsageError("eval doc-pairs compares embedding vectors; BM25 has none. Fix: give an embedding model.")
+    if args.pairs < 1:
+        raise UsageError("--pairs must be at least 1. Fix: e.g. --pairs 200.")
+    data = read_beir(args.task, args.data_dir)  # before loading a model, so missing data fails fast
+    try:
+        pairs = document_pairs(data, n_related=args.pairs, min_grade=args.min_grade, seed=args.seed)
+    except ValueError as error:
+        raise UsageError(str(error)) from error
+    retriever = retriever_for(args.model, _encoder(args), cache_dir=args.cache_dir, layer=args.view_layer,
+                              chunk_tokens=args.chunk_tokens)
+    vectors, computed = retriever.document_vectors(pairs.doc_texts)
+    cosines = pair_cosines(pairs, vectors)
+    scores = pair_scores(cosines, pairs.related)
+    label = args.label or _label(args, args.view_layer)
+    meta = {"label": label, "model": args.model, "pooling": args.pooling, "layer": args.view_layer,
+            "pairs": args.pairs, "min_grade": args.min_grade, "seed": args.seed,
+            "texts_embedded": computed, "wall_seconds": round(time.perf_counter() - started, 1),
+            "encoder": retriever.identity(), **({"chunk_tokens": args.chunk_tokens} if args.chunk_tokens else {})}
+    out.write(f"{label} on {pairs.name} document pairs: AUC {scores['auc']:.2f}, mean cosine related "
+              f"{scores['mean_cosine_related']:.3f}, unrelated {scores['mean_cosine_unrelated']:.3f} "
+              f"(N={int(pairs.related.sum())} related + {int((~pairs.related).sum())} unrelated pairs, "
+              f"{len(pairs.doc_ids)} documents)\n")
+    paths = write_pair_results(args.out, _slug(f"{label}-{pairs.name}-doc-pairs"), pairs, cosines, meta)
+    out.write("wrote " + ", ".join(str(path) for path in paths) + "\n")
+    return 0
 
 
 def cmd_fuse(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
@@ -427,7 +463,7 @@ def add_eval_commands(commands: argparse._SubParsersAction, default_model: str) 
         "it). Prints a paper-style table and writes JSON and Markdown to --out. `eval compare` tells whether one "
         "run beats another on the same pairs.",
     )
-    suites = evaluate.add_subparsers(dest="suite", required=True, metavar="{sts,transfer,all,retrieval,fuse,compare}")
+    suites = evaluate.add_subparsers(dest="suite", required=True, metavar="{sts,transfer,all,retrieval,doc-pairs,fuse,compare}")
     for suite, what in (("sts", "the 7 STS tasks"), ("transfer", "the 7 transfer tasks"), ("all", "all 14 tasks")):
         run = suites.add_parser(suite, help=f"score {what}", description=f"Score a model on {what}.")
         run.add_argument("--layer", dest="view_layer", type=int, help="score this layer's vector (hidden_states numbering, -1 = last); "
@@ -464,6 +500,25 @@ def add_eval_commands(commands: argparse._SubParsersAction, default_model: str) 
     _add_encoder_options(retrieval, default_model, extra_models=", 'bm25' (bm25s, English stop words), 'bm25-stemmed' (plus Snowball stemming)")
     retrieval.set_defaults(handler=cmd_retrieval)
 
+    pairs = suites.add_parser(
+        "doc-pairs", help="document-level similarity: related vs unrelated abstract pairs from a BEIR set's judgements",
+        description="Score how well cosine separates pairs of documents judged relevant to the same query (at "
+        "--min-grade or above) from pairs of the same documents that no query judges together: ROC AUC x100, and "
+        "the mean cosine of each kind. The pairs are seeded; documents go through encode_document (cached, as in "
+        "`eval retrieval`). Writes JSON (with every pair's cosine, for `eval compare`) and Markdown to --out.",
+    )
+    pairs.add_argument("--task", choices=("scifact", "nfcorpus"),
+                       help="BEIR set under --data-dir (default data: ../shared/data/retrieval); nfcorpus has the "
+                       "graded judgements this needs")
+    pairs.add_argument("--data-dir", help="a BEIR folder or the parent of --task's folder (as for `eval retrieval`)")
+    pairs.add_argument("--pairs", type=int, default=200, help="related pairs, and as many unrelated (default 200)")
+    pairs.add_argument("--min-grade", type=int, default=2, help="grade both documents of a related pair have for "
+                       "one query (default 2: NFCorpus's direct citations)")
+    pairs.add_argument("--layer", dest="view_layer", type=int, help="MetaEOL: score this layer's vector (hidden_states "
+                       "numbering; write negative values as --layer=-2), from the same cached pass")
+    _add_encoder_options(pairs, default_model)
+    pairs.set_defaults(handler=cmd_doc_pairs)
+
     fuse = suites.add_parser(
         "fuse", help="hybrid retrieval: fuse two or more `eval retrieval` runs (e.g. a dense model and BM25)",
         description="Fuse the stored runs of `metaeol eval retrieval` (same task, split and corpus) with ranx and "
@@ -483,11 +538,12 @@ def add_eval_commands(commands: argparse._SubParsersAction, default_model: str) 
     fuse.set_defaults(handler=cmd_fuse)
 
     compare = suites.add_parser(
-        "compare", help="paired bootstrap difference of two runs' STS or retrieval scores",
+        "compare", help="paired bootstrap difference of two runs' STS, retrieval or document-pair scores",
         description="Compare two `metaeol eval` JSON files scored on the same pairs (same sample size and seed): "
         "the difference A - B per STS task and of the task average, with a paired percentile-bootstrap interval "
         "(the same resampled pairs for both runs). Two `eval retrieval` files are compared over their queries, "
-        "per metric, the verdict on nDCG@10. 'A beats B' only when the interval excludes 0.",
+        "per metric, the verdict on nDCG@10; two `eval doc-pairs` files over their pairs (AUC, related and "
+        "unrelated pairs resampled separately). 'A beats B' only when the interval excludes 0.",
     )
     compare.add_argument("run_a", help="JSON file written by `metaeol eval` (A)")
     compare.add_argument("run_b", help="JSON file written by `metaeol eval` (B)")
