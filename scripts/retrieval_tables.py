@@ -1,5 +1,6 @@
 """Markdown tables of the `metaeol eval retrieval` / `eval fuse` runs in a folder, one table per query set and corpus,
-with each row's paired nDCG@10 difference (95% bootstrap interval over queries) against reference rows.
+with each row's paired nDCG@10 difference (95% bootstrap interval over queries) against reference rows; then the
+`metaeol eval doc-pairs` runs in its `doc-pairs` subfolder, with paired AUC differences over the pairs.
 
 Usage: python scripts/retrieval_tables.py [docs/results/retrieval] [--against LABEL_REGEX ...] > tables.md
 """
@@ -11,9 +12,13 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
+
+from metaeol_integrations.evaluation.doc_pairs import paired_auc_bootstrap, read_pair_cosines
 from metaeol_integrations.evaluation.paired import paired_query_bootstrap, read_query_scores
 
 DEFAULT_AGAINST = (r"^BM25 stemmed", r"^all-MiniLM-L6-v2", r"^SmolLM2 MetaEOL \(")
+PAIRS_AGAINST = (r"default preset", r"^all-MiniLM-L6-v2")
 
 
 def _runs(folder: Path) -> list[tuple[Path, dict, dict]]:
@@ -58,6 +63,42 @@ def tables(folder: Path, against: list[str], resamples: int = 1000) -> str:
     return "\n".join(out)
 
 
+def pair_table(folder: Path, against: tuple[str, ...] = PAIRS_AGAINST, resamples: int = 1000) -> str:
+    """The `eval doc-pairs` runs in ``folder``: AUC, mean cosines, and paired AUC differences against references."""
+    runs = []
+    for path in sorted(folder.glob("*.json")):
+        record = json.loads(path.read_text(encoding="utf-8"))
+        result = record["results"][0]
+        if result.get("kind") == "doc-pairs":
+            runs.append((record["meta"], result, *read_pair_cosines(result)))
+    if not runs:
+        return ""
+    runs.sort(key=lambda run: -run[1]["scores"]["auc"])
+    references = [next((run for run in runs if re.search(pattern, run[0]["label"])), None) for pattern in against]
+    references = [run for run in references if run is not None]
+    first = runs[0][1]
+    out = [f"### {first['task']} document pairs: {first['n_related']} related + {first['n_unrelated']} unrelated, "
+           f"{first['n_documents']} documents\n",
+           "| model | AUC | mean cosine related | mean cosine unrelated | " + " | ".join(
+               f"AUC vs {ref[0]['label']} [95% CI]" for ref in references) + " |",
+           "|---" * (4 + len(references)) + "|"]
+    for meta, result, pairs, cosines in runs:
+        scores = result["scores"]
+        cells = [f"{scores['auc']:.2f}", f"{scores['mean_cosine_related']:.3f}", f"{scores['mean_cosine_unrelated']:.3f}"]
+        related = np.array([r for _, _, r in pairs])
+        for ref_meta, _, ref_pairs, ref_cosines in references:
+            if ref_meta is meta:
+                cells.append("-")
+                continue
+            if ref_pairs != pairs:
+                raise SystemExit(f"{meta['label']} and {ref_meta['label']} scored different pairs.")
+            diff = paired_auc_bootstrap(cosines, ref_cosines, related, resamples=resamples)
+            mark = "*" if diff.excludes_zero else ""
+            cells.append(f"{diff.difference:+.2f}{mark} [{diff.ci_low:+.2f}, {diff.ci_high:+.2f}]")
+        out.append(f"| {meta['label']} | " + " | ".join(cells) + " |")
+    return "\n".join(out) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", nargs="?", default="docs/results/retrieval")
@@ -66,6 +107,9 @@ def main() -> None:
     parser.add_argument("--bootstrap", type=int, default=1000)
     args = parser.parse_args()
     print(tables(Path(args.folder), args.against, args.bootstrap))
+    pairs = pair_table(Path(args.folder) / "doc-pairs", resamples=args.bootstrap)
+    if pairs:
+        print("\n" + pairs)
 
 
 if __name__ == "__main__":
