@@ -54,6 +54,8 @@ def _queries_of(data: RetrievalData) -> dict[str, set[str]]:
 def document_pairs(data: RetrievalData, n_related: int = 200, min_grade: int = 2, seed: int = 0) -> DocumentPairs:
     """``n_related`` seeded related pairs (both documents judged ``>= min_grade`` for one query) and as many
     unrelated pairs drawn from the same documents (no query judges both at any grade)."""
+    if min_grade < 1:
+        raise ValueError(f"min_grade must be at least 1 (a judged-relevant grade), not {min_grade}. Fix: e.g. 2.")
     candidates = sorted({
         tuple(sorted(pair))
         for docs in data.qrels.values()

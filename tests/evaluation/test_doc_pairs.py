@@ -38,6 +38,8 @@ def test_related_pairs_share_a_query_and_unrelated_pairs_share_none(fake_beir): 
     # Grade 2: each fake query has one such document, so there is no related pair to draw.
     with pytest.raises(ValueError, match="fewer than 10"):
         document_pairs(data, n_related=10, min_grade=2)
+    with pytest.raises(ValueError, match="at least 1"):
+        document_pairs(data, n_related=10, min_grade=0)
 
 
 def test_auc_is_the_share_of_related_unrelated_pairs_ordered_right():
