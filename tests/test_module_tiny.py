@@ -241,11 +241,16 @@ def test_max_seq_length_truncates_inside_the_slot(tiny):
 def test_multi_process_pool_gives_the_same_vectors(tiny):
     tiny[0].layer = [1, -1]
     try:
-        expected = tiny.encode(SENTENCES)
+        # Each worker encodes one chunk of 3 texts as one batch: the same batches here isolate the process boundary.
+        # Against one batch of all texts, vectors may differ by batch-composition rounding, which the project
+        # bounds at 1e-5 (test_batch_size_order_and_neighbours_do_not_change_vectors).
+        same_batches = np.concatenate([tiny.encode(SENTENCES[i:i + 3]) for i in range(0, len(SENTENCES), 3)])
+        one_batch = tiny.encode(SENTENCES)
         pooled = tiny.encode(SENTENCES, device=["cpu", "cpu"], chunk_size=3)
     finally:
         tiny[0].layer = -1
-    np.testing.assert_allclose(pooled, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(pooled, same_batches, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(pooled, one_batch, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.slow
