@@ -12,9 +12,7 @@ import json
 import re
 from pathlib import Path
 
-import numpy as np
-
-from metaeol_integrations.evaluation.doc_pairs import paired_auc_bootstrap, read_pair_cosines
+from metaeol_integrations.evaluation.doc_pairs import compare_pair_results
 from metaeol_integrations.evaluation.paired import paired_query_bootstrap, read_query_scores
 
 DEFAULT_AGAINST = (r"^BM25 stemmed", r"^all-MiniLM-L6-v2", r"^SmolLM2 MetaEOL \(")
@@ -70,7 +68,7 @@ def pair_table(folder: Path, against: tuple[str, ...] = PAIRS_AGAINST, resamples
         record = json.loads(path.read_text(encoding="utf-8"))
         result = record["results"][0]
         if result.get("kind") == "doc-pairs":
-            runs.append((record["meta"], result, *read_pair_cosines(result)))
+            runs.append((record["meta"], result))
     if not runs:
         return ""
     runs.sort(key=lambda run: -run[1]["scores"]["auc"])
@@ -82,17 +80,14 @@ def pair_table(folder: Path, against: tuple[str, ...] = PAIRS_AGAINST, resamples
            "| model | AUC | mean cosine related | mean cosine unrelated | " + " | ".join(
                f"AUC vs {ref[0]['label']} [95% CI]" for ref in references) + " |",
            "|---" * (4 + len(references)) + "|"]
-    for meta, result, pairs, cosines in runs:
+    for meta, result in runs:
         scores = result["scores"]
         cells = [f"{scores['auc']:.2f}", f"{scores['mean_cosine_related']:.3f}", f"{scores['mean_cosine_unrelated']:.3f}"]
-        related = np.array([r for _, _, r in pairs])
-        for ref_meta, _, ref_pairs, ref_cosines in references:
+        for ref_meta, ref_result in references:
             if ref_meta is meta:
                 cells.append("-")
                 continue
-            if ref_pairs != pairs:
-                raise SystemExit(f"{meta['label']} and {ref_meta['label']} scored different pairs.")
-            diff = paired_auc_bootstrap(cosines, ref_cosines, related, resamples=resamples)
+            diff = compare_pair_results(result, ref_result, resamples=resamples)
             mark = "*" if diff.excludes_zero else ""
             cells.append(f"{diff.difference:+.2f}{mark} [{diff.ci_low:+.2f}, {diff.ci_high:+.2f}]")
         out.append(f"| {meta['label']} | " + " | ".join(cells) + " |")

@@ -255,7 +255,7 @@ def cmd_doc_pairs(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
               f"{scores['mean_cosine_related']:.3f}, unrelated {scores['mean_cosine_unrelated']:.3f} "
               f"(N={int(pairs.related.sum())} related + {int((~pairs.related).sum())} unrelated pairs, "
               f"{len(pairs.doc_ids)} documents)\n")
-    paths = write_pair_results(args.out, _slug(f"{label}-{pairs.name}-doc-pairs"), pairs, cosines, meta)
+    paths = write_pair_results(args.out, _slug(f"{label}-{pairs.name}-doc-pairs"), pairs, cosines, scores, meta)
     out.write("wrote " + ", ".join(str(path) for path in paths) + "\n")
     return 0
 

@@ -23,8 +23,10 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
+from metaeol_integrations.errors import IncomparableRunsError
 from metaeol_integrations.evaluation.beir import RetrievalData
 from metaeol_integrations.evaluation.paired import Difference
+from metaeol_integrations.evaluation.retrieval import cosine_scores
 
 
 @dataclass(frozen=True)
@@ -84,12 +86,8 @@ def document_pairs(data: RetrievalData, n_related: int = 200, min_grade: int = 2
 
 def pair_cosines(pairs: DocumentPairs, vectors: np.ndarray) -> np.ndarray:
     """Cosine of each pair, from one vector per document of ``pairs.doc_ids`` (float64)."""
-    v = np.asarray(vectors, dtype=np.float64)
-    v = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
     row = {doc: i for i, doc in enumerate(pairs.doc_ids)}
-    first = v[[row[doc] for doc in pairs.first]]
-    second = v[[row[doc] for doc in pairs.second]]
-    return np.einsum("ij,ij->i", first, second)
+    return cosine_scores(vectors, vectors)[[row[doc] for doc in pairs.first], [row[doc] for doc in pairs.second]]
 
 
 def pair_scores(cosines: np.ndarray, related: np.ndarray) -> dict[str, float]:
@@ -121,14 +119,13 @@ def paired_auc_bootstrap(cosines_a: np.ndarray, cosines_b: np.ndarray, related: 
 
 
 def write_pair_results(out_dir: str | os.PathLike, stem: str, pairs: DocumentPairs, cosines: np.ndarray,
-                       meta: Mapping[str, Any]) -> tuple[Path, Path]:
-    """``<stem>.json`` (scores, every pair with its cosine, meta) and ``<stem>.md`` (one table row)."""
+                       scores: Mapping[str, float], meta: Mapping[str, Any]) -> tuple[Path, Path]:
+    """``<stem>.json`` (``scores`` from :func:`pair_scores`, every pair with its cosine, meta) and ``<stem>.md``."""
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    scores = pair_scores(cosines, pairs.related)
     result = {
         "kind": "doc-pairs", "task": pairs.name, "n_related": int(pairs.related.sum()),
-        "n_unrelated": int((~pairs.related).sum()), "n_documents": len(pairs.doc_ids), "scores": scores,
+        "n_unrelated": int((~pairs.related).sum()), "n_documents": len(pairs.doc_ids), "scores": dict(scores),
         "pairs": [{"first": a, "second": b, "related": bool(r), "cosine": float(c)}
                   for a, b, r, c in zip(pairs.first, pairs.second, pairs.related, cosines)],
     }
@@ -147,3 +144,14 @@ def read_pair_cosines(result: Mapping[str, Any]) -> tuple[list[tuple[str, str, b
     """The pairs (first, second, related) and cosines of one ``doc-pairs`` result."""
     pairs = [(p["first"], p["second"], bool(p["related"])) for p in result["pairs"]]
     return pairs, np.asarray([p["cosine"] for p in result["pairs"]], dtype=np.float64)
+
+
+def compare_pair_results(a: Mapping[str, Any], b: Mapping[str, Any], resamples: int = 1000, seed: int = 0,
+                         level: float = 0.95) -> Difference:
+    """AUC(A) - AUC(B) of two stored ``doc-pairs`` results, which must have scored the same pairs."""
+    (pairs_a, cosines_a), (pairs_b, cosines_b) = read_pair_cosines(a), read_pair_cosines(b)
+    if pairs_a != pairs_b:
+        raise IncomparableRunsError(f"The runs scored different document pairs ({len(pairs_a)} vs {len(pairs_b)}). "
+                                    "Fix: re-run one with the other's task, --pairs, --min-grade and --seed.")
+    related = np.array([r for _, _, r in pairs_a])
+    return paired_auc_bootstrap(cosines_a, cosines_b, related, resamples=resamples, seed=seed, level=level)

@@ -227,14 +227,8 @@ def read_query_scores(path: str | os.PathLike) -> tuple[str, QueryScores]:
                               values, main)
 
 
-def is_retrieval_run(path: str | os.PathLike) -> bool:
-    """Whether ``path`` is a ``metaeol eval retrieval`` result file."""
-    return any(result.get("kind") == "retrieval" for result in _read_record(path)[1])
-
-
-def _kind(path: str | os.PathLike) -> str | None:
-    results = _read_record(path)[1]
-    return results[0].get("kind") if len(results) == 1 else None
+def _kinds(path: str | os.PathLike) -> set[str | None]:
+    return {result.get("kind") for result in _read_record(path)[1]}
 
 
 def _doc_pairs(path: str | os.PathLike) -> tuple[str, dict]:
@@ -247,14 +241,9 @@ def _doc_pairs(path: str | os.PathLike) -> tuple[str, dict]:
 
 def _compare_doc_pairs(a: dict, b: dict, label_a: str, label_b: str, resamples: int, seed: int,
                        level: float) -> PairedComparison:
-    from metaeol_integrations.evaluation.doc_pairs import paired_auc_bootstrap, read_pair_cosines
+    from metaeol_integrations.evaluation.doc_pairs import compare_pair_results
 
-    (pairs_a, cosines_a), (pairs_b, cosines_b) = read_pair_cosines(a), read_pair_cosines(b)
-    if pairs_a != pairs_b:
-        raise IncomparableRunsError(f"The runs scored different document pairs ({len(pairs_a)} vs {len(pairs_b)}). "
-                                    "Fix: re-run one with the other's task, --pairs, --min-grade and --seed.")
-    related = np.array([r for _, _, r in pairs_a])
-    difference = paired_auc_bootstrap(cosines_a, cosines_b, related, resamples=resamples, seed=seed, level=level)
+    difference = compare_pair_results(a, b, resamples=resamples, seed=seed, level=level)
     return PairedComparison(label_a, label_b, [difference], difference, resamples, seed, level)
 
 
@@ -265,11 +254,11 @@ def compare_runs(
     """Paired bootstrap comparison of two ``metaeol eval`` JSON files: on their shared STS pairs, for retrieval runs
     over their shared queries (per metric; the verdict follows nDCG@10), for ``doc-pairs`` runs over their document
     pairs (AUC)."""
-    kinds = {_kind(path_a), _kind(path_b)}
+    kinds = _kinds(path_a) | _kinds(path_b)
     if "doc-pairs" in kinds:
         (label_a, a), (label_b, b) = _doc_pairs(path_a), _doc_pairs(path_b)
         compare = lambda la, lb: _compare_doc_pairs(a, b, la, lb, resamples=resamples, seed=seed, level=level)  # noqa: E731
-    elif is_retrieval_run(path_a) or is_retrieval_run(path_b):
+    elif "retrieval" in kinds:
         from metaeol_integrations.evaluation.retrieval import METRIC_NAMES
 
         (label_a, a), (label_b, b) = read_query_scores(path_a), read_query_scores(path_b)
