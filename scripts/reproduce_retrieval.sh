@@ -33,6 +33,14 @@ pairs() {  # label, eval doc-pairs options...: document-level similarity on NFCo
   "$METAEOL" eval doc-pairs --task nfcorpus --pairs 200 --label "$label" --out "$OUT/doc-pairs" "$@"
 }
 
+fuse() {  # label, method (rrf | minmax), task-split, the fused runs' file stems...: `metaeol eval fuse`
+  local label="$1" method="$2" split="$3" stem files=(); shift 3
+  [[ "$label" =~ $ROWS ]] || return 0
+  if [ -f "$OUT/$(slug "$label-$split").json" ]; then echo "skip: $label $split"; return 0; fi
+  for stem in "$@"; do files+=("$OUT/$stem.json"); done
+  "$METAEOL" eval fuse --method "$method" --label "$label" --out "$OUT" "${files[@]}"
+}
+
 main() {  # one function, read whole before it runs: editing this file during a run cannot derail it
 smol=metaeol-smollm2-135m
 # Full corpora: the lexical baselines and the trained reference encoder.
@@ -70,6 +78,8 @@ row "SmolLM2 MetaEOL layer 28 = plus preset (sample $SAMPLE)" scifact "$SAMPLE" 
 row "metaeol-rag-smollm2-135m (sample $SAMPLE)" scifact "$SAMPLE" --model metaeol-rag-smollm2-135m
 # The other plus preset (Gemma 3 270M base: PromptEOL with Token Prepending, one prompt per text).
 row "metaeol-plus-gemma3-270m (sample $SAMPLE)" scifact "$SAMPLE" --model metaeol-plus-gemma3-270m
+# The Gemma3 retrieval preset (its dev choice: scripts/rag_preset_choice.py --model gemma3).
+row "metaeol-rag-gemma3-270m (sample $SAMPLE)" scifact "$SAMPLE" --model metaeol-rag-gemma3-270m
 # Mean pooling of the document's own tokens inside the PromptEOL prompt (readout slot-mean), against the last token.
 row "SmolLM2 PromptEOL, slot mean (sample $SAMPLE)" scifact "$SAMPLE" --model "$smol" --templates prompteol \
   --readout slot-mean
@@ -85,6 +95,24 @@ row "SmolLM2 PromptEOL ($tag)" "$nf" "$ns" --queries "$nq" --model "$smol" --tem
 row "SmolLM2 KE ($tag)" "$nf" "$ns" --queries "$nq" --model "$smol" --templates ke
 row "SmolLM2 mean pooling ($tag)" "$nf" "$ns" --queries "$nq" --model "$smol" --pooling mean
 row "metaeol-plus-gemma3-270m ($tag)" "$nf" "$ns" --queries "$nq" --model metaeol-plus-gemma3-270m
+row "metaeol-rag-gemma3-270m ($tag)" "$nf" "$ns" --queries "$nq" --model metaeol-rag-gemma3-270m
+# Hybrids of the retrieval presets with BM25: RRF (the ecosystems' default wiring) and min-max 0.5/0.5.
+for method in rrf minmax; do
+  for preset in metaeol-rag-smollm2-135m metaeol-rag-gemma3-270m; do
+    for split in dev test; do
+      fuse "$preset (sample $SAMPLE) + BM25 stemmed (sample $SAMPLE) ($method)" $method scifact-$split \
+        "$preset-sample-$SAMPLE--scifact-$split" "BM25-stemmed-sample-$SAMPLE--scifact-$split"
+    done
+    fuse "$preset ($tag) + BM25 stemmed ($tag) ($method)" $method nfcorpus-all \
+      "$(slug "$preset ($tag)-nfcorpus-all")" "$(slug "BM25 stemmed ($tag)-nfcorpus-all")"
+  done
+  for split in dev test; do
+    fuse "metaeol-rag-smollm2-135m (sample $SAMPLE) + BM25 (sample $SAMPLE) ($method)" $method scifact-$split \
+      "metaeol-rag-smollm2-135m-sample-$SAMPLE--scifact-$split" "BM25-sample-$SAMPLE--scifact-$split"
+  done
+  fuse "metaeol-rag-smollm2-135m + BM25 stemmed ($method)" $method nfcorpus-all \
+    metaeol-rag-smollm2-135m-nfcorpus-all BM25-stemmed-nfcorpus-all
+done
 # Text-first MetaEOL (docs/methods.md "Text first"): the text once, eight short tails.
 row "SmolLM2 MetaEOL text-first short ($tag)" "$nf" "$ns" --queries "$nq" --model "$smol" \
   --templates metaeol-textfirst-short

@@ -54,7 +54,8 @@ class Prompting:
         """Every text's K filled prompts, tokenised and right-padded, with what the forward needs to pool them.
 
         A sentence-transformers ``prompt`` goes in front of the text inside the slot, so it never displaces the
-        template. With chunked pooling a text becomes its consecutive windows (``window_counts`` per text).
+        template. With chunked pooling a text becomes its consecutive windows (``window_counts`` per text), except
+        for ``task`` "query": a query is one need, and a window of its last few tokens would weigh as much as the rest.
         """
         texts = list(texts)
         for index, text in enumerate(texts):
@@ -64,7 +65,7 @@ class Prompting:
                     "Fix: pass a string or a list of strings."
                 )
         window_counts = None
-        if self.recipe.chunk_tokens is not None:
+        if self.recipe.chunk_tokens is not None and task != "query":
             texts, window_counts = split_into_windows(texts, self.tokenizer, self.recipe.chunk_tokens)
         prompts = self.tokenizer_for(task)
         slot_mean = self.recipe.readout == "slot-mean"

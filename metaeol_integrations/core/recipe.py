@@ -58,7 +58,8 @@ class Recipe:
         contrastive: Contrastive Prompting: ``True`` or ``{"layer", "mode", "alpha"}``; None: off.
         quantize: ``"int8"``: the decoder's Linear layers compute in int8 on the CPU; None: exact float32.
         chunk_tokens: Chunked pooling: texts longer than this many tokens are embedded as windows of this many
-            tokens and get the mean of their vectors; None: one pass per text.
+            tokens and get the mean of their vectors (documents and plain ``encode``; queries, ``encode_query``,
+            are embedded whole); None: one pass per text.
         readout: ``"last-token"`` (the method's) or ``"slot-mean"``: each prompt's vector is the mean of the states
             of the text's own tokens inside the prompt (mean pooling with a prompt).
     """
