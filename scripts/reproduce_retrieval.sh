@@ -49,7 +49,7 @@ for task in scifact nfcorpus; do
   row "BM25 stemmed" "$task" 0 --model bm25-stemmed
   row "all-MiniLM-L6-v2" "$task" 0 --model all-minilm-l6-v2
 done
-# Full corpora, all queries: the retrieval preset and the one-prompt rows (about 20-30 min each here; NFCorpus
+# Full corpora, all queries: the retrieval preset and the one-prompt rows (about 35-60 min each here; NFCorpus
 # first, where the 20-query sample gives wide intervals). MetaEOL (8 passes) stays on the samples below.
 for task in nfcorpus scifact; do
   row "metaeol-rag-smollm2-135m" "$task" 0 --model metaeol-rag-smollm2-135m
