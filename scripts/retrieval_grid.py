@@ -63,6 +63,9 @@ def main() -> None:
     parser.add_argument("--taus", default="0,2,4,8", help="EmbedFilter band widths d/tau; 0 = no filter")
     parser.add_argument("--centers", default="none,corpus,sts-b")
     parser.add_argument("--chunk-tokens", type=int)
+    parser.add_argument("--window-weighting", default="uniform", choices=("uniform", "tokens"),
+                        help="with --chunk-tokens: a document's vector is the plain mean of its windows' vectors, or "
+                        "weighted by each window's token count (the short last window counts for what it holds)")
     parser.add_argument("--cache-dir")
     parser.add_argument("--label", required=True)
     parser.add_argument("--out", default="docs/results/retrieval/grids")
@@ -79,6 +82,8 @@ def main() -> None:
     retrievers = [retriever_for(args.model, build_encoder(args.model, pooling=args.pooling, templates=member,
                                                           query_templates=args.query_templates),
                                 cache_dir=args.cache_dir, chunk_tokens=args.chunk_tokens) for member in members]
+    for member in retrievers:
+        member.window_weighting = args.window_weighting
     retriever, encoder = retrievers[0], retrievers[0].encoder
     is_metaeol = hasattr(encoder, "module")
     layers = ([int(v) for v in args.layers.split(",")] if args.layers
@@ -124,6 +129,7 @@ def main() -> None:
     best = max(rows, key=lambda row: row["ndcg_at_10"])
     record = {"label": args.label, "model": args.model, "templates": args.templates,
               "query_templates": args.query_templates, "pooling": args.pooling, "chunk_tokens": args.chunk_tokens,
+              "window_weighting": args.window_weighting,
               "task": args.task, "split": args.split, "corpus_sample": args.corpus_sample, "seed": args.seed,
               "n_queries": len(data.query_ids), "n_documents": len(data.doc_ids),
               "unrelated_fit": f"{len(fit_texts)} seeded STS-B train sentences" if fit_texts else None,

@@ -28,6 +28,13 @@ def token_windows(text: str, tokenizer: Any, size: int) -> list[str]:
     return [text[start:end] for start, end in zip(starts, [*starts[1:], len(text)])]
 
 
+def window_lengths(text: str, tokenizer: Any, size: int) -> list[int]:
+    """How many tokens of ``tokenizer`` each piece of ``token_windows(text, tokenizer, size)`` holds (every piece
+    ``size`` but the last; an empty text counts as one token, so its one piece has a weight)."""
+    n = len(tokenizer(text, add_special_tokens=False)["input_ids"])
+    return [max(n, 1)] if n <= size else [min(size, n - start) for start in range(0, n, size)]
+
+
 def split_into_windows(texts: Sequence[str], tokenizer: Any, size: int) -> tuple[list[str], list[int]]:
     """Every text's windows, flattened in order, and how many windows each text has."""
     pieces = [token_windows(text, tokenizer, size) for text in texts]

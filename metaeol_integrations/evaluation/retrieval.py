@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from metaeol_integrations._extras import missing_extra
-from metaeol_integrations.core.chunking import split_into_windows
+from metaeol_integrations.core.chunking import split_into_windows, window_lengths
 from metaeol_integrations.evaluation.beir import RetrievalData
 from metaeol_integrations.evaluation.cache import EmbeddingCache
 from metaeol_integrations.evaluation.encoders import Encoder
@@ -189,12 +189,17 @@ class DenseRetriever(Retriever):
     both through the on-disk embedding cache (one cache per task, so query and document templates never mix).
 
     ``chunk_tokens``: a document longer than that many tokens is embedded as consecutive windows of that size, each
-    prompted on its own, and its vector is the mean of the windows' vectors (chunked pooling); queries are whole."""
+    prompted on its own, and its vector is the mean of the windows' vectors (chunked pooling); queries are whole.
+    ``window_weighting="tokens"`` weighs each window by its token count instead, so a short last window counts for
+    what it holds (a probe, docs/retrieval.md; the module's chunked pooling is the uniform mean)."""
 
     def __init__(self, encoder: Encoder, cache_dir: str | os.PathLike | None = None, select: Callable | None = None,
                  transform: VectorTransform | None = None, show_progress: bool = True,
-                 chunk_tokens: int | None = None) -> None:
+                 chunk_tokens: int | None = None, window_weighting: str = "uniform") -> None:
+        if window_weighting not in ("uniform", "tokens"):
+            raise ValueError(f"window_weighting is 'uniform' or 'tokens', not {window_weighting!r}.")
         self.encoder, self.name = encoder, encoder.name
+        self.window_weighting = window_weighting
         self.select = select or (lambda arrays: arrays["embedding"])
         self.transform, self.show_progress, self.chunk_tokens = transform, show_progress, chunk_tokens
         self.caches = {task: EmbeddingCache(cache_dir, {**encoder.identity(), "task": task})
@@ -220,8 +225,15 @@ class DenseRetriever(Retriever):
         windows, counts = split_into_windows(texts, self.encoder.module.tokenizer, self.chunk_tokens)
         arrays, computed = self.embed(windows, "document")
         vectors = np.asarray(self.select(arrays), dtype=np.float64)
+        if self.window_weighting == "tokens":
+            tokenizer = self.encoder.module.tokenizer
+            weights = np.asarray([n for text in texts for n in window_lengths(text, tokenizer, self.chunk_tokens)],
+                                 dtype=np.float64)
+        else:
+            weights = np.ones(len(windows))
         bounds = np.cumsum([0, *counts])
-        return np.stack([vectors[start:end].mean(axis=0) for start, end in zip(bounds[:-1], bounds[1:])]), computed
+        return np.stack([np.average(vectors[start:end], axis=0, weights=weights[start:end])
+                         for start, end in zip(bounds[:-1], bounds[1:])]), computed
 
     def retrieve(self, data: RetrievalData, k: int = RUN_DEPTH) -> tuple[Run, int]:
         # Documents first: they are the long job, and the cache keeps each finished chunk if the run is stopped.

@@ -310,6 +310,25 @@ def test_chunked_pooling_is_the_mean_of_the_windows_document_vectors(tiny, fake_
                                    rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
+def test_token_weighted_windows_weigh_each_window_by_its_token_count(tiny, fake_beir, tmp_path):
+    from metaeol_integrations.core.chunking import token_windows
+
+    tokenizer = tiny[0].tokenizer
+    text = beir.read_beir(data_dir=fake_beir).doc_texts[0] + " and then some more words to leave a short tail"
+    retriever = DenseRetriever(MetaEOLEncoder(tiny, "tiny"), cache_dir=tmp_path, show_progress=False, chunk_tokens=4,
+                               window_weighting="tokens")
+    vector = retriever.document_vectors([text])[0][0]
+    windows = token_windows(text, tokenizer, 4)
+    n_tokens = len(tokenizer(text, add_special_tokens=False)["input_ids"])
+    assert n_tokens % 4 and len(windows) == -(-n_tokens // 4)  # a short last window, so the weights differ
+    weights = [4] * (len(windows) - 1) + [n_tokens % 4]
+    expected = np.average(tiny.encode_document(windows).astype(np.float64), axis=0, weights=weights)
+    np.testing.assert_allclose(vector, expected, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="'uniform' or 'tokens'"):
+        DenseRetriever(MetaEOLEncoder(tiny, "tiny"), cache_dir=tmp_path, chunk_tokens=4, window_weighting="length")
+
+
 def test_default_labels_name_the_templates_and_every_retrieval_setting():
     import argparse
 
