@@ -110,8 +110,10 @@ for method in rrf minmax; do
     fuse "metaeol-rag-smollm2-135m (sample $SAMPLE) + BM25 (sample $SAMPLE) ($method)" $method scifact-$split \
       "metaeol-rag-smollm2-135m-sample-$SAMPLE--scifact-$split" "BM25-sample-$SAMPLE--scifact-$split"
   done
-  fuse "metaeol-rag-smollm2-135m + BM25 stemmed ($method)" $method nfcorpus-all \
-    metaeol-rag-smollm2-135m-nfcorpus-all BM25-stemmed-nfcorpus-all
+  for task in nfcorpus scifact; do  # full corpora
+    fuse "metaeol-rag-smollm2-135m + BM25 stemmed ($method)" $method $task-all \
+      metaeol-rag-smollm2-135m-$task-all BM25-stemmed-$task-all
+  done
 done
 # Text-first MetaEOL (docs/methods.md "Text first"): the text once, eight short tails.
 row "SmolLM2 MetaEOL text-first short ($tag)" "$nf" "$ns" --queries "$nq" --model "$smol" \
