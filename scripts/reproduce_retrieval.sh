@@ -58,6 +58,15 @@ done
 for task in nfcorpus scifact; do
   row "SmolLM2 KE" "$task" 0 --model "$smol" --templates ke
 done
+# Full corpora, continued: Gemma's one-prompt plus preset and its retrieval preset (about 30-60 min each here), then
+# the no-prompt mean-pooling baseline (padded batches, no prompt cache: about 1 document/s).
+for task in nfcorpus scifact; do
+  row "metaeol-plus-gemma3-270m" "$task" 0 --model metaeol-plus-gemma3-270m
+  row "metaeol-rag-gemma3-270m" "$task" 0 --model metaeol-rag-gemma3-270m
+done
+for task in nfcorpus scifact; do
+  row "SmolLM2 mean pooling" "$task" 0 --model "$smol" --pooling mean
+done
 # SciFact's 500-document sample: every row.
 row "BM25 (sample $SAMPLE)" scifact "$SAMPLE" --model bm25
 row "BM25 stemmed (sample $SAMPLE)" scifact "$SAMPLE" --model bm25-stemmed
