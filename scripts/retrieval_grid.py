@@ -81,9 +81,8 @@ def main() -> None:
     members = args.templates.split("+") if args.templates and "+" in args.templates else [args.templates]
     retrievers = [retriever_for(args.model, build_encoder(args.model, pooling=args.pooling, templates=member,
                                                           query_templates=args.query_templates),
-                                cache_dir=args.cache_dir, chunk_tokens=args.chunk_tokens) for member in members]
-    for member in retrievers:
-        member.window_weighting = args.window_weighting
+                                cache_dir=args.cache_dir, chunk_tokens=args.chunk_tokens,
+                                window_weighting=args.window_weighting) for member in members]
     retriever, encoder = retrievers[0], retrievers[0].encoder
     is_metaeol = hasattr(encoder, "module")
     layers = ([int(v) for v in args.layers.split(",")] if args.layers

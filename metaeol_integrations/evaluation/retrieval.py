@@ -296,9 +296,11 @@ BM25_MODELS = {"bm25": False, "bm25-stemmed": True}
 
 
 def retriever_for(model: str, encoder: Encoder | None = None, *, cache_dir: str | os.PathLike | None = None,
-                  layer: int | None = None, show_progress: bool = True, chunk_tokens: int | None = None) -> Retriever:
+                  layer: int | None = None, show_progress: bool = True, chunk_tokens: int | None = None,
+                  window_weighting: str = "uniform") -> Retriever:
     """BM25 for ``bm25`` / ``bm25-stemmed``, else exact cosine search with ``encoder`` (``layer``: read that layer's
-    prompt mean from the cached per-layer arrays instead of the model's own vector)."""
+    prompt mean from the cached per-layer arrays instead of the model's own vector; ``window_weighting``: see
+    ``DenseRetriever``)."""
     if model in BM25_MODELS:
         if layer is not None:
             raise ValueError("--layer applies to MetaEOL models, not BM25. Fix: drop --layer.")
@@ -310,7 +312,7 @@ def retriever_for(model: str, encoder: Encoder | None = None, *, cache_dir: str 
     if chunk_tokens and not hasattr(encoder, "module"):
         raise ValueError("Chunked pooling cuts documents with a MetaEOL model's tokenizer. Fix: use a MetaEOL model.")
     return DenseRetriever(encoder, cache_dir=cache_dir, select=View(layer=layer).select, show_progress=show_progress,
-                          chunk_tokens=chunk_tokens)
+                          chunk_tokens=chunk_tokens, window_weighting=window_weighting)
 
 
 def write_retrieval_results(out_dir: str | os.PathLike, stem: str, result: RetrievalResult,
