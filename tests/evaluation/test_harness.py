@@ -275,13 +275,14 @@ def test_tune_recipe_scores_whole_recipes_as_separately_built_models(tiny_model_
 
 def test_mean_pooling_baseline_over_an_llm_folder_and_a_saved_metaeol_folder(tiny, tiny_model_dir, tmp_path):
     """pooling="mean" finds the LLM without loading a MetaEOL model: the same vectors as sentence-transformers'
-    Transformer + mean Pooling over the LLM folder, and the same cache key for a saved (weights-copy) MetaEOL folder
-    as the folder's module would give."""
+    Transformer + mean Pooling over the LLM folder (the encoder one text at a time on a CPU, the reference in one
+    padded batch), and the same cache key for a saved (weights-copy) MetaEOL folder as the folder's module would give."""
     from metaeol_integrations.evaluation import encoders
 
     texts = ["A man plays a guitar.", "Stocks fell sharply."]
     reference = encoders.mean_pooling_model(tiny_model_dir).encode(texts)
     from_llm = encoders.build_encoder(str(tiny_model_dir), pooling="mean")
+    assert from_llm.batch_size == (1 if from_llm.model.device.type == "cpu" else 32)
     np.testing.assert_allclose(from_llm.encode(texts)["embedding"], reference, rtol=1e-5, atol=1e-6)
     folder = metaeol_integrations.save(tiny, tmp_path / "saved", weights="copy")
     from_folder = encoders.build_encoder(str(folder), pooling="mean")
