@@ -49,7 +49,9 @@ def load(
     (:class:`~metaeol_integrations.Recipe`'s fields: ``templates``, ``task_templates``, ``layer``, ``max_seq_length``,
     ``prefix_cache``, ``max_tokens_per_forward``, ``token_prepending``, ``contrastive``, ``quantize``,
     ``chunk_tokens``), given as keywords or as a ``recipe``, override the preset's or folder's values; a keyword
-    set to None changes nothing. ``model_kwargs`` go to ``AutoModel`` (``dtype``, ``trust_remote_code``...). A hub id
+    set to None changes nothing. ``model_kwargs`` go to ``AutoModel`` (``trust_remote_code``...), except ``dtype``: ``float32`` (default,
+    exact), ``bfloat16`` / ``float16`` (16-bit attention and MLP blocks, float32 residual stream and norms) or
+    ``"auto"`` (chosen from the device's hardware; ``core/precision.py``). A hub id
     may name a shared MetaEOL model (a repository with ``modules.json``, e.g. one written by ``metaeol export``) or a
     base LLM; ``revision`` and ``token`` apply to that repository, and the hub cache settings (``HF_HOME``,
     ``HF_HUB_CACHE``, ``HF_HUB_OFFLINE``) apply as everywhere in ``transformers``. Other keywords (``prompts``,
@@ -69,7 +71,7 @@ def load(
     if source.kind == PRESET:
         preset = source.preset
         module = MetaEOL(preset.base_model_source(), (recipe or preset.recipe).with_overrides(overrides),
-                         base_model=preset.base_model_label, **backbone_kwargs)
+                         base_model=preset.base_model_label, device=device, **backbone_kwargs)
         model = SentenceTransformer(modules=[module], device=device, **sentence_transformer_kwargs)
         _add_preset_postprocessing(model, preset)
         _check_dtype(model)
@@ -87,7 +89,7 @@ def load(
     elif source.kind not in (LLM_FOLDER, GGUF):
         _check_module_types(source)
         raise UnknownModelError(f"The first module of {source.name} is {source.module_types[0]!r}, not MetaEOL.")
-    module = MetaEOL(source.location, planned, **backbone_kwargs)
+    module = MetaEOL(source.location, planned, device=device, **backbone_kwargs)
     model = SentenceTransformer(modules=[module], device=device, **sentence_transformer_kwargs)
     _check_dtype(model)
     _attach_model_card(model)
@@ -146,7 +148,7 @@ def _attach_model_card(model: SentenceTransformer, preset: Preset | None = None)
 def _check_dtype(model: SentenceTransformer) -> None:
     module = model[0]
     if isinstance(module, MetaEOL):
-        check_dtype_on_device(module.auto_model.dtype, model.device)
+        check_dtype_on_device(module.precision.dtype, model.device)
 
 
 def _int8_device(device: str | None) -> str:

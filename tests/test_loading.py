@@ -72,13 +72,6 @@ def test_pickle_weights_are_refused_unless_allowed(tmp_path, tiny_model_dir):
     torch.testing.assert_close(allowed.encode(["a b"], convert_to_tensor=True), reference.encode(["a b"], convert_to_tensor=True))
 
 
-def test_dtype_is_honoured(tiny_model_dir):
-    model = metaeol_integrations.load(str(tiny_model_dir), model_kwargs={"dtype": "bfloat16"}, device="cpu")
-    assert model[0].auto_model.dtype == torch.bfloat16
-    vectors = model.encode(["a b", "c"], convert_to_tensor=True)
-    assert vectors.dtype == torch.float32 and torch.isfinite(vectors).all()
-
-
 def test_overrides_apply_to_presets_and_folders(tiny_model_dir, tmp_path):
     model = metaeol_integrations.load(str(tiny_model_dir), layer=2, templates="prompteol", max_seq_length=300)
     assert (model[0].layer, len(model[0].template_set), model.max_seq_length) == (2, 1, 300)

@@ -113,6 +113,8 @@ def cmd_encode(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
     if args.output and not args.output.endswith((".npy", ".jsonl")):
         raise UsageError(f"--output {args.output!r} must end in .npy or .jsonl. Fix: rename it, e.g. vectors.npy.")
     model = _load_model(args)
+    if args.verbose:
+        print(f"model: {model[0]!r}", file=sys.stderr)
     embeddings = model.encode(
         texts,
         batch_size=args.batch_size,
@@ -193,6 +195,11 @@ def cmd_info(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
     for row in rows:
         out.write("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1] + "\n")
     out.write(f"\ndefault: {DEFAULT_PRESET}\n")
+    from metaeol_integrations.core.precision import CPU_MATRIX_FLAGS, auto_precision, cpu_flags
+
+    flags = ", ".join(cpu_flags(CPU_MATRIX_FLAGS)) or "none"
+    out.write(f"this machine: --dtype auto computes in {auto_precision(args.device).describe()}; "
+              f"CPU matrix-unit flags: {flags}\n")
     return 0
 
 
@@ -269,7 +276,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_eval_commands(commands, DEFAULT_PRESET)
     add_serve_command(commands, DEFAULT_PRESET)
 
-    info = commands.add_parser("info", help="list the presets", description="List the named presets.")
+    info = commands.add_parser("info", help="list the presets and this machine's precision",
+                               description="List the named presets, and the dtype --dtype auto picks here.")
+    info.add_argument("--device", help="the device whose auto dtype to show (default: best available)")
     info.set_defaults(handler=cmd_info)
     return parser
 

@@ -123,7 +123,10 @@ def add_recipe_options(parser: argparse.ArgumentParser, layer: bool = True) -> N
 
 def add_runtime_options(parser: argparse.ArgumentParser) -> None:
     """Where and in which precision the LLM runs."""
-    parser.add_argument("--dtype", help="float32 (default), bfloat16 or float16")
+    parser.add_argument("--dtype", choices=("float32", "bfloat16", "float16", "auto"),
+                        help="float32 (default, exact), bfloat16 or float16 (16-bit attention and MLP blocks, "
+                        "float32 residual stream and norms), or auto (bfloat16 on a GPU or a CPU whose bfloat16 "
+                        "matmul is faster, else float32; `metaeol info` shows this machine's choice)")
     parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: best available)")
 
 

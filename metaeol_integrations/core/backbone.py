@@ -90,6 +90,7 @@ def load_backbone(
     processor_kwargs = dict(processor_kwargs or {})
     config_kwargs = dict(config_kwargs or {})
     trust_remote_code = bool(model_kwargs.pop("trust_remote_code", False))
+    # "auto" here is transformers' (the checkpoint's own dtype); the package's "auto" is resolved by the module.
     model_kwargs["dtype"] = resolve_dtype(model_kwargs.pop("dtype", model_kwargs.pop("torch_dtype", torch.float32)))
     model_kwargs.setdefault("use_safetensors", True)
     hub_kwargs = {key: model_kwargs[key] for key in ("revision", "token", "local_files_only") if key in model_kwargs}

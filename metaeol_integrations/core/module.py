@@ -18,6 +18,7 @@ from metaeol_integrations.core.backbone import load_backbone, num_decoder_layers
 from metaeol_integrations.core.chunking import mean_over_windows
 from metaeol_integrations.core.methods import MethodContext, bind_methods
 from metaeol_integrations.core.pooling import layers_needed, pool_prompts
+from metaeol_integrations.core.precision import LOW_PRECISION_DTYPES, PrecisionChoice, resolve_precision, set_compute_dtype
 from metaeol_integrations.core.prompting import Prompting
 from metaeol_integrations.core import quantization
 from metaeol_integrations.core.recipe import Recipe
@@ -55,6 +56,9 @@ class MetaEOL(InputModule):
             default ``Recipe()``, MetaEOL's 8 templates at the final layer.
         model_kwargs, processor_kwargs, config_kwargs: Passed to ``AutoModel`` / ``AutoTokenizer`` / ``AutoConfig``
             ``from_pretrained``; ``trust_remote_code`` and ``use_safetensors=False`` are honoured only from here.
+            ``model_kwargs["dtype"]``: ``float32`` (default, exact), ``bfloat16`` / ``float16`` (the decoder's
+            attention and MLP blocks in 16 bits, residual stream and norms float32: ``core/precision.py``) or
+            ``"auto"`` (chosen from the hardware of ``device``).
         cache_folder: Where hub downloads and dequantised GGUF copies go.
         base_model: Where the weights originally came from, kept as information in the saved config.
         base_model_revision: The hub revision of ``base_model`` (default: ``model_kwargs["revision"]``).
@@ -85,14 +89,27 @@ class MetaEOL(InputModule):
         base_model: str | None = None,
         base_model_revision: str | None = None,
         weights: str | None = None,
+        device: str | None = None,
         **options: Any,
     ) -> None:
         super().__init__()
         recipe = (recipe or Recipe()).with_overrides(options)
+        model_kwargs = dict(model_kwargs or {})
+        requested = model_kwargs.pop("dtype", model_kwargs.pop("torch_dtype", None))
+        # int8 starts from float32 weights, so "auto" means float32 there.
+        self.precision: PrecisionChoice = (PrecisionChoice(torch.float32, "auto: int8 mode computes from float32")
+                                           if requested == "auto" and recipe.quantize else
+                                           resolve_precision(requested, device))
+        low_precision = self.precision.dtype in LOW_PRECISION_DTYPES
+        # In low precision the checkpoint loads in its own dtype (no float32 copy of a 7B model's matrices); the
+        # blocks then become 16-bit and everything else float32.
+        model_kwargs["dtype"] = "auto" if low_precision else self.precision.dtype
         self.auto_model, self.tokenizer = load_backbone(
             str(model_name_or_path), model_kwargs=model_kwargs, processor_kwargs=processor_kwargs,
             config_kwargs=config_kwargs, cache_folder=cache_folder,
         )
+        if low_precision:
+            set_compute_dtype(self.auto_model, self.precision.dtype)
         self.base_model = base_model or str(model_name_or_path)
         self.base_model_revision = base_model_revision or (model_kwargs or {}).get("revision")
         self.weights = weights or default_weights_mode(str(model_name_or_path))
@@ -298,7 +315,8 @@ class MetaEOL(InputModule):
             f"templates={self.template_set.name!r} ({len(self.template_set)} prompts), "
             f"task_templates={sorted(self.recipe.task_templates)}, layer={self.effective_layer}, "
             f"max_seq_length={self.max_seq_length}"
-            + ("" if self.chunk_tokens is None else f", chunk_tokens={self.chunk_tokens}") + ")"
+            + ("" if self.chunk_tokens is None else f", chunk_tokens={self.chunk_tokens}")
+            + f", dtype={self.precision.describe()})"
         )
 
 

@@ -65,10 +65,12 @@ class Int8Linear(nn.Module):
 def quantize_int8(model: nn.Module, skip: Iterable[str] = DEFAULT_INT8_SKIP) -> list[str]:
     """Replace, in place, every ``nn.Linear`` of ``model`` whose attribute name is not in ``skip`` by an
     :class:`Int8Linear`; return the qualified names replaced. Embeddings and norms stay float32."""
+    from metaeol_integrations.core.precision import compute_dtype
+
     skip = set(skip)
-    if next(model.parameters()).dtype != torch.float32:
+    if compute_dtype(model) != torch.float32:
         raise QuantizationError(
-            f"int8 mode starts from float32 weights, but the model is {next(model.parameters()).dtype}. Fix: drop "
+            f"int8 mode starts from float32 weights, but the model computes in {compute_dtype(model)}. Fix: drop "
             "the dtype from model_kwargs (or pass float32) when quantize='int8'."
         )
     targets = [(name, module) for name, module in model.named_modules()

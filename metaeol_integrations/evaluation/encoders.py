@@ -70,7 +70,7 @@ class MetaEOLEncoder(Encoder):
             "base_model": self.module.base_model,
             "architecture": type(self.module.auto_model).__name__,
             "parameters": sum(p.numel() for p in self.module.auto_model.parameters()),
-            "dtype": str(self.module.auto_model.dtype),
+            "dtype": str(self.module.precision.dtype),
             "version": __version__,
         }
 

@@ -84,12 +84,12 @@ def create_app(service: EmbeddingService, backend: EmbeddingBackend, *, watch_di
 
     @app.get("/v1/models", dependencies=[Depends(check_key)], summary="The served model ids")
     async def list_models() -> dict[str, Any]:
-        return {"object": "list", "data": [model_card(model_id) for model_id in settings.model_tasks]}
+        return {"object": "list", "data": [model_card(model_id, service.precision) for model_id in settings.model_tasks]}
 
     @app.get("/v1/models/{model_id}", dependencies=[Depends(check_key)], summary="One served model id")
     async def get_model(model_id: str) -> dict[str, Any]:
         _task_of(model_id)
-        return model_card(model_id)
+        return model_card(model_id, service.precision)
 
     @app.post("/v1/embeddings", dependencies=[Depends(check_key)],
               summary="Embed texts (OpenAI format); NAME embeds documents, NAME-query queries")

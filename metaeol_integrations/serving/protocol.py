@@ -84,6 +84,7 @@ def embeddings_body(vectors: np.ndarray, model: str, encoding_format: str, promp
     }
 
 
-def model_card(model_id: str) -> dict[str, Any]:
-    """One entry of ``GET /v1/models``."""
-    return {"id": model_id, "object": "model", "created": _STARTED, "owned_by": OWNER}
+def model_card(model_id: str, precision: dict[str, str] | None = None) -> dict[str, Any]:
+    """One entry of ``GET /v1/models``; ``precision`` (``{"dtype": ..., "dtype_reason": ...}``) adds the compute
+    dtype the model runs in, an extra field OpenAI clients ignore."""
+    return {"id": model_id, "object": "model", "created": _STARTED, "owned_by": OWNER, **(precision or {})}

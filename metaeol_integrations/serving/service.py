@@ -37,6 +37,9 @@ class EmbeddingService:
         self.model = model
         self.settings = settings
         self.dimension = int(model.get_embedding_dimension())
+        choice = getattr(model[0], "precision", None)  # a MetaEOL module's PrecisionChoice
+        self.precision = ({"dtype": choice.name, "dtype_reason": choice.reason} if choice is not None
+                          else {"dtype": str(model.dtype).removeprefix("torch.")})
         self.encode_calls = 0
         # One forward pass at a time: the module's prefix caches and torch's threads are not shared safely.
         self._lock = threading.Lock()

