@@ -27,6 +27,15 @@ from metaeol_integrations.sources import (
 )
 
 
+# Names the dtype load() uses when model_kwargs names none (e.g. "float32" for exact vectors everywhere).
+DTYPE_ENVIRONMENT = "METAEOL_DTYPE"
+
+
+def default_dtype() -> str:
+    """``load``'s dtype when ``model_kwargs`` names none: ``$METAEOL_DTYPE``, else ``"auto"`` (docs/decisions.md)."""
+    return os.environ.get(DTYPE_ENVIRONMENT) or "auto"
+
+
 def load(
     name_or_path: str | Source = DEFAULT_PRESET,
     recipe: Recipe | None = None,
@@ -49,9 +58,10 @@ def load(
     (:class:`~metaeol_integrations.Recipe`'s fields: ``templates``, ``task_templates``, ``layer``, ``max_seq_length``,
     ``prefix_cache``, ``max_tokens_per_forward``, ``token_prepending``, ``contrastive``, ``quantize``,
     ``chunk_tokens``), given as keywords or as a ``recipe``, override the preset's or folder's values; a keyword
-    set to None changes nothing. ``model_kwargs`` go to ``AutoModel`` (``trust_remote_code``...), except ``dtype``: ``float32`` (default,
-    exact), ``bfloat16`` / ``float16`` (16-bit attention and MLP blocks, float32 residual stream and norms) or
-    ``"auto"`` (chosen from the device's hardware; ``core/precision.py``). A hub id
+    set to None changes nothing. ``model_kwargs`` go to ``AutoModel`` (``trust_remote_code``...), except ``dtype``: ``"auto"`` (default, or
+    ``$METAEOL_DTYPE``: bfloat16 where the hardware runs it faster, else float32; ``core/precision.py``),
+    ``"float32"`` (exact, the paper's), ``"bfloat16"`` / ``"float16"`` (16-bit attention and MLP blocks, float32
+    residual stream and norms). A hub id
     may name a shared MetaEOL model (a repository with ``modules.json``, e.g. one written by ``metaeol export``) or a
     base LLM; ``revision`` and ``token`` apply to that repository, and the hub cache settings (``HF_HOME``,
     ``HF_HUB_CACHE``, ``HF_HUB_OFFLINE``) apply as everywhere in ``transformers``. Other keywords (``prompts``,
@@ -61,6 +71,9 @@ def load(
     overrides = {key: value for key, value in recipe_options.items() if value is not None}
     planned = (recipe or Recipe()).with_overrides(overrides)  # a bad option fails here, before any weights load
     sentence_transformer_kwargs = {"similarity_fn_name": "cosine", **options}
+    model_kwargs = dict(model_kwargs or {})
+    if "dtype" not in model_kwargs and "torch_dtype" not in model_kwargs:
+        model_kwargs["dtype"] = default_dtype()
     backbone_kwargs = dict(model_kwargs=model_kwargs, processor_kwargs=processor_kwargs,
                            config_kwargs=config_kwargs, cache_folder=cache_folder)
     if planned.quantize is not None:

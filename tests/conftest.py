@@ -16,6 +16,9 @@ import torch
 # Nothing in the test suite may reach a model hub.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# load()'s default dtype is "auto" (bfloat16 where the CPU runs it faster); the suite checks the exact float32 path
+# against references unless a test asks for another dtype (tests/test_precision.py), also in subprocesses.
+os.environ.setdefault("METAEOL_DTYPE", "float32")
 
 TINY_CORPUS = [
     "In this task, you're presented with a text excerpt. For this task, this sentence : means in one word:",

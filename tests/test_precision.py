@@ -23,7 +23,7 @@ from transformers import AutoModel, AutoTokenizer
 import metaeol_integrations
 from metaeol_integrations.core import precision
 from metaeol_integrations.core.templates import TemplateSet
-from metaeol_integrations.errors import QuantizationError
+from metaeol_integrations.errors import QuantizationError, UnsupportedDTypeError
 from tests.reference import reference_embedding
 from tests.test_contrastive import reference_cp
 from tests.test_packing import tiny_gemma3_dir  # noqa: F401  (a fixture)
@@ -189,7 +189,23 @@ def test_auto_follows_the_hardware(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
     precision._auto_choice.cache_clear()
     assert precision.auto_precision("cuda").dtype == torch.bfloat16
+    assert precision.auto_precision("cuda", parameters=7_000_000_000).dtype == torch.bfloat16
+    small = precision.auto_precision("cuda", parameters=135_000_000)  # launch-bound on a GPU: float32
+    assert small.dtype == torch.float32 and "0.14 B" in small.reason
+    assert precision.auto_precision("cpu", parameters=135_000_000).dtype == torch.float32  # the CPU rule above
     precision._auto_choice.cache_clear()
+
+
+def test_load_defaults_to_auto_and_honours_the_environment(tiny_model_dir, monkeypatch):
+    monkeypatch.delenv("METAEOL_DTYPE", raising=False)
+    assert metaeol_integrations.load(str(tiny_model_dir), device="cpu")[0].precision.reason.startswith("auto")
+    monkeypatch.setenv("METAEOL_DTYPE", "bfloat16")
+    assert metaeol_integrations.load(str(tiny_model_dir), device="cpu")[0].precision.dtype == torch.bfloat16
+    explicit = metaeol_integrations.load(str(tiny_model_dir), device="cpu", model_kwargs={"dtype": "float32"})
+    assert explicit[0].precision == precision.PrecisionChoice(torch.float32, "requested")
+    monkeypatch.setenv("METAEOL_DTYPE", "float64")
+    with pytest.raises(UnsupportedDTypeError, match="float32, bfloat16, float16 or auto"):
+        metaeol_integrations.load(str(tiny_model_dir), device="cpu")
 
 
 def test_cpu_flags_are_read_from_cpuinfo(tmp_path):

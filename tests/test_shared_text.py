@@ -144,3 +144,27 @@ def test_the_text_is_computed_once(tiny_model_dir):
     text_tokens = len(model.tokenizer(text)["input_ids"])
     # Without sharing the text runs in all 8 prompts; with it, once (plus padding of the tails' row).
     assert per_prompt_tokens - shared_tokens >= 6 * text_tokens, (shared_tokens, per_prompt_tokens, text_tokens)
+
+
+def test_the_shared_parts_run_packed_without_padding_and_equal_the_padded_call(tiny_model_dir):
+    """Stage 1 packs the texts end to end (no padding computed); its keys and values, laid out per text, give the
+    vectors the padded stage 1 gives."""
+    model = textfirst(tiny_model_dir)
+    texts = ["Short.", TEXTS[-1]]
+    model.encode(texts)  # the template prefix's keys and values are built and cached here
+    embeddings = model[0].auto_model.get_input_embeddings()
+    calls: list[tuple[int, ...]] = []
+    handle = embeddings.register_forward_hook(lambda _m, args, _out: calls.append(tuple(args[0].shape)))
+    try:
+        packed = model.encode(texts, batch_size=16)
+        packed_calls = list(calls)
+        calls.clear()
+        model[0].packing = False
+        padded = model.encode(texts, batch_size=16)
+        padded_calls = list(calls)
+    finally:
+        handle.remove()
+    np.testing.assert_allclose(packed, padded, rtol=1e-5, atol=1e-5)
+    # Stage 1 is the first call: one packed row holding both texts' real tokens, against two padded rows.
+    assert packed_calls[0][0] == 1 and padded_calls[0][0] == 2
+    assert packed_calls[0][1] < padded_calls[0][0] * padded_calls[0][1]

@@ -96,20 +96,23 @@ class MetaEOL(InputModule):
         recipe = (recipe or Recipe()).with_overrides(options)
         model_kwargs = dict(model_kwargs or {})
         requested = model_kwargs.pop("dtype", model_kwargs.pop("torch_dtype", None))
-        # int8 starts from float32 weights, so "auto" means float32 there.
-        self.precision: PrecisionChoice = (PrecisionChoice(torch.float32, "auto: int8 mode computes from float32")
-                                           if requested == "auto" and recipe.quantize else
-                                           resolve_precision(requested, device))
-        low_precision = self.precision.dtype in LOW_PRECISION_DTYPES
-        # In low precision the checkpoint loads in its own dtype (no float32 copy of a 7B model's matrices); the
-        # blocks then become 16-bit and everything else float32.
-        model_kwargs["dtype"] = "auto" if low_precision else self.precision.dtype
+        if requested == "auto" and recipe.quantize:  # int8 starts from float32 weights
+            requested = PrecisionChoice(torch.float32, "auto: int8 mode computes from float32")
+        # "auto" and the 16-bit modes load the checkpoint in its own dtype (no float32 copy of a 7B model's matrices);
+        # then "auto" is decided (on a GPU it depends on the model's size) and the blocks become 16-bit, the rest
+        # float32.
+        chosen = None if requested == "auto" else resolve_precision(requested, device)
+        model_kwargs["dtype"] = "auto" if chosen is None or chosen.dtype in LOW_PRECISION_DTYPES else chosen.dtype
         self.auto_model, self.tokenizer = load_backbone(
             str(model_name_or_path), model_kwargs=model_kwargs, processor_kwargs=processor_kwargs,
             config_kwargs=config_kwargs, cache_folder=cache_folder,
         )
-        if low_precision:
+        self.precision: PrecisionChoice = chosen or resolve_precision(
+            "auto", device, sum(parameter.numel() for parameter in self.auto_model.parameters()))
+        if self.precision.dtype in LOW_PRECISION_DTYPES:
             set_compute_dtype(self.auto_model, self.precision.dtype)
+        elif self.auto_model.dtype != torch.float32:
+            self.auto_model.float()  # "auto" chose float32 for a 16-bit checkpoint: exact
         self.base_model = base_model or str(model_name_or_path)
         self.base_model_revision = base_model_revision or (model_kwargs or {}).get("revision")
         self.weights = weights or default_weights_mode(str(model_name_or_path))

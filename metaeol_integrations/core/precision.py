@@ -1,12 +1,13 @@
 """Low-precision compute that keeps float32 quality, and ``dtype="auto"``: the precision chosen from the hardware.
 
-Where plain bfloat16 loses a preset's quality: in the residual stream. A decoder adds each block's output to a running
-hidden state; stored in bfloat16 (8 significant bits) every addition rounds it, and the directions EmbedFilter keeps
-after removing the dominant shared ones are about the size of that rounding (the retrieval preset's vectors fall to
-cosine 0.79 of float32). So in a low-precision mode only the decoder layers' compute blocks (attention and MLP, where
-the matmuls are) hold 16-bit weights and compute in 16 bits; the residual stream, every norm between blocks, the
-embeddings, rotary tables and the read-out stay float32. Measured against the alternatives (plain bfloat16,
-``torch.autocast``, per-Linear casts) in ``benchmarks/precision.py --options`` and ``docs/decisions.md``.
+Loading a model in plain bfloat16 (``from_pretrained(dtype=bfloat16)``) rounds every weight and every hidden state to
+8 significant bits. Two things suffer. EmbedFilter is computed from the unembedding matrix, and the SVD of a rounded
+matrix moves its middle singular band: the retrieval preset's vectors fell to cosine 0.79 of float32. And the residual
+stream, the running sum each block adds to, is rounded at every addition (cosine 0.9997 on sentences). So in a
+low-precision mode only the decoder layers' compute blocks (attention and MLP, where the matmuls are) hold 16-bit
+weights and compute in 16 bits; the embeddings (hence EmbedFilter's input), the residual stream, every norm between
+blocks, rotary tables and the read-out stay float32. Measured against the alternatives (whole model in bfloat16,
+``torch.autocast``, per-Linear casts) by ``benchmarks/precision.py --options``; numbers in ``docs/decisions.md``.
 
 Each block converts its inputs on entry (a forward pre-hook); its output, added to the float32 residual, is promoted
 back by torch's type promotion. The model's ``dtype`` stays float32, so masks, caches of the prefix and every fast
@@ -36,6 +37,10 @@ CPU_MATRIX_FLAGS = (*CPU_BF16_FLAGS, "amx_int8", "amx_tile", "avx512_vnni", "avx
 # bfloat16 is chosen on a CPU only where its matmul is at least this much faster than float32 in the probe: the blocks'
 # conversions cost some of the gain, and a marginal gain is not worth vectors that differ from float32.
 MIN_CPU_SPEEDUP = 1.5
+# On a GPU a small model waits on Python and kernel launches, not on its matmuls; the 16-bit blocks' input casts then
+# add launches and cost more than they save (H200, 135M presets: 0.46x-0.66x float32's documents/s, measured). From
+# this size on the matmuls (and the weights' memory) dominate and 16 bits pay (H200 matmul: bfloat16 13.6x float32).
+GPU_MIN_PARAMETERS = 1_000_000_000
 
 
 @dataclass(frozen=True)
@@ -99,25 +104,31 @@ def _auto_choice(device_type: str, threads: int) -> PrecisionChoice:
     return PrecisionChoice(torch.bfloat16, f"auto: CPU {'+'.join(flags)}, bfloat16 matmul {ratio:.1f}x float32")
 
 
-def auto_precision(device: torch.device | str | None = None) -> PrecisionChoice:
-    """``dtype="auto"``: bfloat16 on a GPU that has it (else float16); on a CPU, bfloat16 where the CPU has
-    bfloat16 units and a short matmul probe finds it at least :data:`MIN_CPU_SPEEDUP` times float32; float32 otherwise
-    (and on other devices). ``device`` None means sentence-transformers' default device."""
+def auto_precision(device: torch.device | str | None = None, parameters: int | None = None) -> PrecisionChoice:
+    """``dtype="auto"``: on a GPU, bfloat16 (float16 where it lacks bfloat16) for a model of at least
+    :data:`GPU_MIN_PARAMETERS` ``parameters`` (or of unknown size), float32 for a smaller one; on a CPU, bfloat16 where
+    the CPU has bfloat16 units and a short matmul probe finds it at least :data:`MIN_CPU_SPEEDUP` times float32;
+    float32 otherwise (and on other devices). ``device`` None means sentence-transformers' default device."""
     if device is None:
         from sentence_transformers.util import get_device_name
 
         device = get_device_name()
-    return _auto_choice(torch.device(device).type, torch.get_num_threads())
+    device_type = torch.device(device).type
+    if device_type == "cuda" and parameters is not None and parameters < GPU_MIN_PARAMETERS:
+        return PrecisionChoice(torch.float32, f"auto: GPU, {parameters / 1e9:.2f} B parameters (under "
+                                              f"{GPU_MIN_PARAMETERS / 1e9:.0f} B the GPU waits on launches)")
+    return _auto_choice(device_type, torch.get_num_threads())
 
 
-def resolve_precision(value: Any, device: torch.device | str | None = None) -> PrecisionChoice:
+def resolve_precision(value: Any, device: torch.device | str | None = None,
+                      parameters: int | None = None) -> PrecisionChoice:
     """A requested dtype (``torch.bfloat16``, ``"bfloat16"``, ``"auto"``, None for float32) as a choice."""
     if isinstance(value, PrecisionChoice):
         return value
     if value is None:
         return PrecisionChoice(torch.float32, "default")
     if value == "auto":
-        return auto_precision(device)
+        return auto_precision(device, parameters)
     dtype = resolve_dtype(value)
     if dtype not in (torch.float32, *LOW_PRECISION_DTYPES):
         raise UnsupportedDTypeError(

@@ -100,7 +100,8 @@ class PromptRunner:
                                                      * num_prompts):
                     for chunk in text_chunks(texts, lengths, max_tokens_per_forward):
                         rows, chunk_states = run_shared_text(self.model, input_ids, lengths, chunk, prefix_cache,
-                                                             self.cache_argument, read_layers, self.num_layers)
+                                                             self.cache_argument, read_layers, self.num_layers,
+                                                             packed=self._packing)
                         states[:, rows] = chunk_states
                     continue
             packed = self._packing and fits_window(self.model, prefix_length + int(lengths[group].max()))

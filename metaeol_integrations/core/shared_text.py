@@ -6,7 +6,9 @@ shared part identical in all K prompts, so it is computed once and each tail att
 
 1. **Shared part.** One row per text (what follows the cached template prefix, up to the longest token prefix its
    prompts have in common; the whole common start where no template prefix is cached), run against the template
-   prefix's cache like any prefix-cached row; the call keeps the keys and values it appends.
+   prefix's cache like any prefix-cached row; the call keeps the keys and values it appends. With packing (the
+   default where the architecture allows it) the texts run end to end as one sequence (``core/packing.py``), so no
+   padding is computed, and their keys and values are then laid out per text for stage 2.
 2. **Tails.** A text's K tails go end to end in one row against that text's keys and values, with a 4D mask: each
    tail token sees the template prefix, its text's real tokens and the earlier tokens of its own tail, never another
    tail; positions continue after the text in every tail. A tail's last token is read as that prompt's state.
@@ -25,6 +27,7 @@ from dataclasses import dataclass
 import torch
 from transformers import DynamicCache, PreTrainedModel
 
+from metaeol_integrations.core.packing import LAYOUT_KEYWORD, PackedRows
 from metaeol_integrations.core.prefix_cache import expand_for_batch
 from metaeol_integrations.core.readout import read_states
 
@@ -78,30 +81,60 @@ def text_chunks(texts: Sequence[TextRows], lengths: torch.Tensor, max_tokens: in
     return chunks
 
 
+def per_text_cache(model: PreTrainedModel, cache: DynamicCache, layout: PackedRows) -> DynamicCache:
+    """The keys and values of a packed call laid out one text per row, ``(texts, heads, prefix + width, dim)``,
+    zeros where a text is shorter than the longest (stage 2's mask never reads them). Layers the call did not
+    reach (it stops at the deepest layer read) keep only the prefix."""
+    rows, width = layout.valid.shape
+    prefix = layout.prefix_length
+    laid_out = DynamicCache(config=model.config)
+    for index, layer in enumerate(cache.layers):
+        if getattr(layer, "keys", None) is None or layer.keys.numel() == 0:
+            continue
+        tensors = []
+        for packed in (layer.keys, layer.values):
+            padded = packed.new_zeros(rows, packed.shape[1], prefix + width, packed.shape[3])
+            padded[:, :, :prefix] = packed[:, :, :prefix]
+            if packed.shape[2] == prefix + layout.num_tokens:
+                padded[layout.row, :, prefix + layout.column] = packed[0, :, prefix:].transpose(0, 1)
+            tensors.append(padded)
+        laid_out.update(*tensors, index)
+    return laid_out
+
+
 def run_shared_text(
     model: PreTrainedModel, input_ids: torch.Tensor, lengths: torch.Tensor, texts: Sequence[TextRows],
     prefix_cache: DynamicCache | None, cache_argument: str, read_layers: tuple[int, ...], num_layers: int,
+    packed: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The states at ``read_layers`` of the last token of every prompt row of ``texts`` (one call per stage):
     ``(rows, states)`` with states of shape ``(len(read_layers), len(rows), hidden)``. ``input_ids`` follow the
-    cached template prefix (``prefix_cache``), or are whole prompts when it is None."""
+    cached template prefix (``prefix_cache``), or are whole prompts when it is None. ``packed`` runs stage 1's texts
+    end to end (the model must pass ``packing.can_pack``)."""
     device = input_ids.device
     prefix = 0 if prefix_cache is None else prefix_cache.get_seq_length()
     shared = torch.tensor([text.shared for text in texts], device=device)
     width = int(shared.max())
     cache = (DynamicCache(config=model.config) if prefix_cache is None
-             else expand_for_batch(model, prefix_cache, len(texts)))
+             else expand_for_batch(model, prefix_cache, 1 if packed and width else len(texts)))
     if width:
         columns = torch.arange(width, device=device)
         valid = columns[None, :] < shared[:, None]
         first_rows = torch.stack([text.rows[0] for text in texts])
         ids = torch.where(valid, input_ids[first_rows, :width], 0)
-        mask = torch.cat([valid.new_ones(len(texts), prefix), valid], dim=1).long()
-        inputs = {"input_ids": ids, "attention_mask": mask, "use_cache": True, cache_argument: cache,
-                  "position_ids": (prefix + columns).expand(len(texts), -1)}
+        layout = PackedRows.from_mask(valid, prefix) if packed else None
+        if layout is not None:
+            inputs = {"input_ids": layout.pack(ids), "attention_mask": layout.block_mask(), "use_cache": True,
+                      cache_argument: cache, "position_ids": layout.position_ids(), LAYOUT_KEYWORD: layout}
+        else:
+            mask = torch.cat([valid.new_ones(len(texts), prefix), valid], dim=1).long()
+            inputs = {"input_ids": ids, "attention_mask": mask, "use_cache": True, cache_argument: cache,
+                      "position_ids": (prefix + columns).expand(len(texts), -1)}
         # Only the keys and values are needed, up to the deepest layer the tails read.
         read_states(model, inputs, lambda states: states[:, :0].float(), (min(max(read_layers), num_layers),),
                     num_layers)
+        if layout is not None:
+            cache = per_text_cache(model, cache, layout)
 
     # Stage 2: each text's tails end to end in its row.
     tail_lengths = [lengths[text.rows] - text.shared for text in texts]

@@ -195,7 +195,8 @@ def build_encoder(
         )
     if query_templates is not None:
         options["task_templates"] = {"query": query_templates}
-    metaeol = load(source, model_kwargs={"dtype": dtype} if dtype else None, device=device, **options)
+    # The evaluation computes in float32 unless told otherwise: its numbers are the method's, comparable across machines.
+    metaeol = load(source, model_kwargs={"dtype": dtype or "float32"}, device=device, **options)
     return MetaEOLEncoder(metaeol, model, batch_size=batch_size)
 
 
