@@ -9,6 +9,9 @@ STS-B dev (docs/results/*-tune-*.json).
 
 With --model gemma3-270m, the configurations run on Gemma3 (its own tuned settings; 250 pairs per task).
 
+Rows marked [auto] are the same configurations in ``dtype="auto"`` (bfloat16 blocks where this CPU runs them faster),
+scored with the float32 row's STS run. The CPU's matrix-unit flags and auto's choice are recorded with the result.
+
 Run:  .venv/bin/python benchmarks/frontier.py [--model smollm2-135m|gemma3-270m] [--sentences 64] [--rounds 2]
 Writes benchmarks/results/frontier.json, frontier.md and frontier.png (frontier-gemma3-270m.* for Gemma3).
 """
@@ -38,7 +41,7 @@ class Configuration:
 
     label: str
     run: str  # file stem in docs/results (without -all.json / -sts.json)
-    model: str = "float32"  # "float32", "int8" or "mean-pooling"
+    model: str = "float32"  # "float32", "auto" (dtype="auto": bfloat16 blocks where faster), "int8", "mean-pooling"
     settings: dict = field(default_factory=dict)
 
 
@@ -105,6 +108,15 @@ def configurations(results: Path, name: str = "smollm2-135m") -> list[Configurat
     return points
 
 
+def with_auto_points(points: list[Configuration]) -> list[Configuration]:
+    """The float32 points a user runs most, again in ``dtype="auto"``: the same run (their STS score is the float32
+    row's; benchmarks/results/precision_quality.md measures auto against float32 on STS-B dev)."""
+    chosen = ("PromptEOL", "MetaEOL", "KE")
+    extra = [Configuration(f"{point.label} [auto]", point.run, "auto", point.settings) for point in points
+             if point.model == "float32" and (point.label in chosen or "= metaeol-plus" in point.label)]
+    return points + extra
+
+
 def sts_average(results: Path, run: str) -> float | None:
     """The 7-task STS average of a run, or None when it has not been run (or lacks a task)."""
     for suffix in ("-all.json", "-sts.json"):
@@ -123,7 +135,9 @@ def measure(points: list[Configuration], sentences: list[str], rounds: int, batc
     from metaeol_integrations.evaluation.encoders import mean_pooling_model
     from metaeol_integrations import Recipe
 
-    models = {"float32": metaeol_integrations.load(preset, device="cpu")}
+    models = {"float32": metaeol_integrations.load(preset, device="cpu", model_kwargs={"dtype": "float32"})}
+    if any(point.model == "auto" for point in points):
+        models["auto"] = metaeol_integrations.load(preset, device="cpu", model_kwargs={"dtype": "auto"})
     if any(point.model == "int8" for point in points):
         models["int8"] = metaeol_integrations.load(preset, device="cpu", quantize="int8")
     models["mean-pooling"] = mean_pooling_model(models["float32"][0].auto_model.name_or_path, device="cpu")
@@ -194,7 +208,8 @@ def markdown(result: dict) -> str:
         f"process, {result['date']}. Quality: English STS 7-task average of each configuration's run in "
         f"docs/results ({result['pairs_per_task']} seeded pairs per task, the same pairs for every row; paired intervals in "
         "docs/results.md). **Bold**: Pareto-optimal (no other configuration is both at least as fast and at least as "
-        "good).",
+        "good). Rows marked [auto] run in dtype=\"auto\" (" + result.get("auto", "?") + "; CPU flags: "
+        + (", ".join(result.get("cpu_flags", [])) or "none") + ") and carry the float32 row's STS score.",
         "",
         "| configuration | STS avg | sentences/s | speed vs MetaEOL | Pareto |",
         "|---|---:|---:|---:|---|",
@@ -226,7 +241,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     results = Path(args.results)
     preset, pairs = MODELS[args.model]
-    points = configurations(results, args.model)
+    points = with_auto_points(configurations(results, args.model))
     sentences = sample_sts_b_sentences(Path(args.data_dir), args.sentences, args.seed)
     seconds = measure(points, sentences, args.rounds, args.batch_size, args.seed, preset)
     base = len(sentences) / min(seconds["MetaEOL"])
@@ -237,8 +252,11 @@ def main() -> None:
                      "sts_average": sts_average(results, point.run), "seconds": seconds[point.label],
                      "sentences_per_s": rate, "speed_vs_metaeol": rate / base})
     pareto(rows)
+    from metaeol_integrations.core.precision import CPU_MATRIX_FLAGS, auto_precision, cpu_flags
+
     result = {"model": f"{args.model} ({preset}), CPU", "pairs_per_task": pairs, "date": time.strftime("%Y-%m-%d"),
-              "machine": platform.platform(), "sentences": len(sentences), "seed": args.seed,
+              "machine": platform.platform(), "cpu_flags": list(cpu_flags(CPU_MATRIX_FLAGS)),
+              "auto": auto_precision("cpu").describe(), "sentences": len(sentences), "seed": args.seed,
               "rounds": args.rounds, "threads": args.threads, "batch_size": args.batch_size, "configurations": rows}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

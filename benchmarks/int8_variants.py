@@ -36,7 +36,8 @@ VARIANTS: dict[str, tuple[str, ...] | None] = {
 def build(templates: str, skip: tuple[str, ...] | None):
     import metaeol_integrations
 
-    model = metaeol_integrations.load("metaeol-smollm2-135m", templates=templates, device="cpu")
+    model = metaeol_integrations.load("metaeol-smollm2-135m", templates=templates, device="cpu",
+                                      model_kwargs={"dtype": "float32"})
     if skip is not None:
         # The module's own quantize="int8" is the chosen variant; the candidates are applied directly.
         model[0].quantize_weights(skip=skip)

@@ -94,11 +94,13 @@ def run_one(name: str, threads: int) -> dict:
     import metaeol_integrations
 
     if name.startswith("tiny-"):
-        model = metaeol_integrations.load(str(tiny_llama_with_real_tokenizer()), device="cpu")
+        model = metaeol_integrations.load(str(tiny_llama_with_real_tokenizer()), device="cpu",
+                                          model_kwargs={"dtype": "float32"})
         inputs, batch_size = texts(int(name.split("-")[1]), (5, 30), seed=0), 32
     else:
         cap = int(name.removeprefix("smollm2-cap"))
-        model = metaeol_integrations.load("metaeol-smollm2-135m", device="cpu", max_tokens_per_forward=cap)
+        model = metaeol_integrations.load("metaeol-smollm2-135m", device="cpu", max_tokens_per_forward=cap,
+                                          model_kwargs={"dtype": "float32"})
         inputs, batch_size = texts(16, (400, 500), seed=1), 16
     model.encode(inputs[:2], batch_size=batch_size)
     baseline = rss_mib()

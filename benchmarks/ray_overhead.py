@@ -52,7 +52,7 @@ def ray_config(templates: str, actors: int, cpus: float, commit_rows: int):
     from metaeol_integrations.distributed import RayEmbedConfig
 
     return RayEmbedConfig(num_actors=actors, num_cpus_per_actor=cpus, batch_size=commit_rows,
-                          load_kwargs={"templates": templates})
+                          load_kwargs={"templates": templates, "model_kwargs": {"dtype": "float32"}})
 
 
 def read_output(output: Path) -> dict:
@@ -149,7 +149,8 @@ def main() -> None:
     rows: list[dict] = []
 
     start = time.perf_counter()
-    model = metaeol_integrations.load(metaeol_integrations.DEFAULT_PRESET, templates=args.templates)
+    model = metaeol_integrations.load(metaeol_integrations.DEFAULT_PRESET, templates=args.templates,
+                                      model_kwargs={"dtype": "float32"})
     load_seconds = time.perf_counter() - start
     start = time.perf_counter()
     single = model.encode(texts, batch_size=16, convert_to_numpy=True)

@@ -45,7 +45,7 @@ def start_server(model: str, extra: list[str], threads: int) -> tuple[subprocess
     environment.pop("METAEOL_API_KEY", None)
     process = subprocess.Popen(
         [sys.executable, "-m", "metaeol_integrations.cli.main", "serve", "--model", model, "--served-model-name", "m",
-         "--port", str(port), "--device", "cpu", *extra],
+         "--port", str(port), "--device", "cpu", "--dtype", "float32", *extra],
         env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     url = f"http://127.0.0.1:{port}"

@@ -125,7 +125,7 @@ def run_package(sentences: list[str], config: str, batch_size: int) -> tuple[np.
 
     options = {"no-cache": {"prefix_cache": False}, "cache": {}, "cache-padded": {}, "prompteol": {"templates": "prompteol"},
                "int8": {"quantize": "int8"}, "prompteol-int8": {"templates": "prompteol", "quantize": "int8"}}[config]
-    model = metaeol_integrations.load("metaeol-smollm2-135m", device="cpu", **options)
+    model = metaeol_integrations.load("metaeol-smollm2-135m", device="cpu", model_kwargs={"dtype": "float32"}, **options)
     if config == "cache-padded":
         model[0].packing = False
     model.encode(sentences[:2])  # warm-up (also fills the prefix cache once, as any real run would)
@@ -141,7 +141,7 @@ def floor_tokens(sentences: list[str]) -> int:
     which ends with the opening quote wherever the tokenizer keeps the quote a token of its own."""
     import metaeol_integrations
 
-    module = metaeol_integrations.load("metaeol-smollm2-135m", device="cpu")[0]
+    module = metaeol_integrations.load("metaeol-smollm2-135m", device="cpu", model_kwargs={"dtype": "float32"})[0]
     prompts = module.prompt_tokenizer()
     batch = prompts.tokenize(sentences)
     longest_head = [max(len(prompts.shared_prefixes[i]) for i in indices) for indices in prompts.prefix_candidates]
@@ -164,7 +164,7 @@ def worker(args: argparse.Namespace) -> None:
         stats["floor_tokens"] = floor_tokens(sentences)
         import metaeol_integrations
 
-        model = metaeol_integrations.load("metaeol-smollm2-135m", device="cpu")[0].auto_model
+        model = metaeol_integrations.load("metaeol-smollm2-135m", device="cpu", model_kwargs={"dtype": "float32"})[0].auto_model
         embedding = model.get_input_embeddings().weight.numel()
         stats["non_embedding_params"] = sum(p.numel() for p in model.parameters()) - embedding
     Path(args.stats_file).write_text(json.dumps(stats), encoding="utf-8")

@@ -36,7 +36,7 @@ def main() -> None:
     from metaeol_integrations.core.templates import BUILTIN_TEMPLATE_SETS
 
     sentences = sample_sts_b_sentences(REPO.parent / "shared" / "data" / "senteval", 48, seed=1)
-    model = metaeol_integrations.load("metaeol-smollm2-135m", device="cpu")
+    model = metaeol_integrations.load("metaeol-smollm2-135m", device="cpu", model_kwargs={"dtype": "float32"})
     record = {"sentences": len(sentences), "data": "STS-B test, seed 1", "layer": -1, "sets": {}}
     for name in SETS:
         per_prompt = []
