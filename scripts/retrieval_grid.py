@@ -41,9 +41,9 @@ def unrelated_texts(senteval_dir: str | None = None, n: int = 1000, seed: int = 
     return random.Random(seed).sample(texts, min(n, len(texts)))
 
 def slug_of(label: str) -> str:
-    from metaeol_integrations.cli.evaluate import _slug
+    from metaeol_integrations.evaluation.report import file_slug
 
-    return _slug(label)
+    return file_slug(label)
 
 
 def main() -> None:

@@ -13,7 +13,8 @@ import re
 from pathlib import Path
 
 from metaeol_integrations.evaluation.doc_pairs import compare_pair_results
-from metaeol_integrations.evaluation.paired import paired_query_bootstrap, read_query_scores
+from metaeol_integrations.evaluation.compare import read_query_scores
+from metaeol_integrations.evaluation.paired import paired_query_bootstrap
 
 DEFAULT_AGAINST = (r"^BM25 stemmed", r"^all-MiniLM-L6-v2", r"^SmolLM2 MetaEOL \(")
 PAIRS_AGAINST = (r"default preset", r"^all-MiniLM-L6-v2")

@@ -110,11 +110,54 @@ BOTTOM = {"metaeol_integrations.errors", "metaeol_integrations.locations", "meta
 
 @pytest.mark.parametrize("path", sorted((PACKAGE / "core").glob("*.py")), ids=lambda path: path.name)
 def test_core_imports_nothing_above_it(path):
-    allowed = BOTTOM | {"metaeol_integrations.sharing.persistence"}
+    allowed = BOTTOM
     for name in _package_imports(path):
         assert name.startswith("metaeol_integrations.core") or name in allowed, f"{path.name} imports {name}"
 
 
-@pytest.mark.parametrize("name", ["sharing/persistence.py", "locations.py", "errors.py", "_version.py"])
+@pytest.mark.parametrize("name", ["core/persistence.py", "locations.py", "errors.py", "_version.py"])
 def test_the_bottom_layer_imports_only_the_bottom_layer(name):
     assert _package_imports(PACKAGE / name) <= BOTTOM
+
+
+# A value other than the default for every recipe option; a new option fails the tests below until it is added here.
+OTHER_VALUES = {
+    "templates": "prompteol", "task_templates": {"query": "prompteol"}, "layer": 2, "max_seq_length": 300,
+    "prefix_cache": False, "max_tokens_per_forward": 1000, "token_prepending": (1, 2),
+    "contrastive": {"layer": 1, "mode": "nr"}, "quantize": "int8", "chunk_tokens": 16, "readout": "slot-mean",
+}
+
+
+def test_every_recipe_option_has_a_value_in_these_tests():
+    assert set(OTHER_VALUES) == set(Recipe.option_names())
+
+
+@pytest.mark.parametrize("name", Recipe.option_names())
+def test_every_option_is_a_module_attribute_whose_setter_changes_the_recipe(tiny_model_dir, name):
+    import metaeol_integrations
+
+    module = metaeol_integrations.load(str(tiny_model_dir), device="cpu")[0]
+    assert getattr(module, name) == Recipe().to_config()[name]
+    setattr(module, name, OTHER_VALUES[name])
+    assert module.recipe.to_config()[name] != Recipe().to_config()[name]
+    assert getattr(module, name) == module.recipe.to_config()[name]
+
+
+@pytest.mark.parametrize("name", Recipe.option_names())
+def test_every_option_is_a_flag_of_encode(name):
+    from metaeol_integrations.cli.options import FLAG_OF_OPTION
+
+    parser = build_parser()
+    encode = next(action for action in parser._subparsers._group_actions[0].choices.values()
+                  if action.prog.endswith(" encode"))
+    assert FLAG_OF_OPTION.get(name, name) in {action.dest for action in encode._actions}
+
+
+def test_one_run_label_names_every_vector_changing_option_and_a_non_default_dtype():
+    from metaeol_integrations.evaluation.report import file_slug, run_label
+
+    options = {"templates": "prompteol", "chunk_tokens": 32, "token_prepending": [1, 5], "quantize": None}
+    assert run_label("metaeol-smollm2-135m", options) == "metaeol-smollm2-135m, prompteol, chunks of 32 tokens, TP 1-5"
+    assert run_label("m", {}, dtype="float32") == "m"
+    assert run_label("m", {}, dtype="bfloat16", layer=-2) == "m, bfloat16, layer -2"
+    assert file_slug("metaeol-smollm2-135m, prompteol, layer -2") == "metaeol-smollm2-135m-prompteol-layer--2"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import time
 from pathlib import Path
 from typing import Any, TextIO
@@ -12,6 +11,7 @@ from typing import Any, TextIO
 from metaeol_integrations.cli.options import add_recipe_options, add_runtime_options, recipe_options
 from metaeol_integrations.cli.usage import UsageError
 from metaeol_integrations.evaluation.data import DATA_DIR_ENV_VAR, STS_TASKS, TRANSFER_TASKS
+from metaeol_integrations.evaluation.report import file_slug
 from metaeol_integrations.evaluation.runner import DEFAULT_STS_LIMIT, DEFAULT_TRANSFER_LIMIT, EvalConfig, View
 
 SUITES = {"sts": STS_TASKS, "transfer": TRANSFER_TASKS, "all": STS_TASKS + TRANSFER_TASKS}
@@ -79,40 +79,14 @@ def _evaluator(args: argparse.Namespace):
     return Evaluator(_encoder(args), config)
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "results"
-
-
 def _label(args: argparse.Namespace, layer: int | None) -> str:
+    from metaeol_integrations.evaluation.report import run_label
+
     if args.label:
         return args.label
-    parts = [Path(args.model).name if Path(args.model).exists() else args.model]
-    if args.pooling == "mean":
-        parts.append("mean pooling")
-    elif args.templates:
-        parts.append(str(args.templates) if isinstance(args.templates, str) else "custom templates")
-    if getattr(args, "readout", None) == "slot-mean":
-        parts.append("slot mean")
-    if getattr(args, "chunk_tokens", None):
-        parts.append(f"chunks of {args.chunk_tokens} tokens")
-    if getattr(args, "embed_filter", None):
-        parts.append(f"EmbedFilter tau {args.embed_filter}")
-    if getattr(args, "center", None):
-        parts.append("centered on " + ("corpus" if args.center == "corpus" else Path(args.center).name))
-    if getattr(args, "query_templates", None):
-        query = args.query_templates
-        parts.append("queries " + (query if isinstance(query, str) else "custom templates"))
-    if getattr(args, "token_prepending", None):
-        tp = args.token_prepending
-        parts.append("TP" if tp is True else f"TP {tp[0]}-{tp[1]}")
-    if getattr(args, "contrastive", None):
-        cp = args.contrastive
-        parts.append("CP" if cp is True else "CP " + "-".join(str(v) for v in cp.values()))
-    if getattr(args, "quantize", None):
-        parts.append(args.quantize)
-    if layer is not None:
-        parts.append(f"layer {layer}")
-    return ", ".join(parts)
+    return run_label(args.model, recipe_options(args), pooling=args.pooling, dtype=getattr(args, "dtype", None),
+                     embed_filter=getattr(args, "embed_filter", None), center=getattr(args, "center", None),
+                     layer=layer)
 
 
 def _selected_tasks(args: argparse.Namespace, suite: tuple[str, ...]) -> list[str]:
@@ -148,7 +122,7 @@ def cmd_eval(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
     out.write(f"\n{label}\n{text_table(results)}\n")
     for warning in evaluator.warnings:
         out.write(f"warning: {warning}\n")
-    json_path, md_path = write_results(args.out, _slug(label) + f"-{args.suite}", results, meta)
+    json_path, md_path = write_results(args.out, file_slug(label) + f"-{args.suite}", results, meta)
     out.write(f"wrote {json_path} and {md_path}\n")
     return 0
 
@@ -186,7 +160,7 @@ def _report_retrieval(result: Any, meta: dict[str, Any], folder: str, out: TextI
     scores = ", ".join(f"{METRIC_NAMES[m]} {v:.2f}" for m, v in result.scores.items())
     out.write(f"{label} on {result.task} ({result.split}): {scores} (N={result.n_queries} queries, "
               f"{result.n_documents:,} of {result.n_documents_total:,} documents)\n")
-    paths = write_retrieval_results(folder, _slug(f"{label}-{result.task}-{result.split}"), result, meta)
+    paths = write_retrieval_results(folder, file_slug(f"{label}-{result.task}-{result.split}"), result, meta)
     out.write("wrote " + ", ".join(str(path) for path in paths) + "\n")
     return 0
 
@@ -255,7 +229,7 @@ def cmd_doc_pairs(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
               f"{scores['mean_cosine_related']:.3f}, unrelated {scores['mean_cosine_unrelated']:.3f} "
               f"(N={int(pairs.related.sum())} related + {int((~pairs.related).sum())} unrelated pairs, "
               f"{len(pairs.doc_ids)} documents)\n")
-    paths = write_pair_results(args.out, _slug(f"{label}-{pairs.name}-doc-pairs"), pairs, cosines, scores, meta)
+    paths = write_pair_results(args.out, file_slug(f"{label}-{pairs.name}-doc-pairs"), pairs, cosines, scores, meta)
     out.write("wrote " + ", ".join(str(path) for path in paths) + "\n")
     return 0
 
@@ -296,7 +270,7 @@ def cmd_fuse(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
 
 
 def cmd_compare(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
-    from metaeol_integrations.evaluation.paired import comparison_table, compare_runs
+    from metaeol_integrations.evaluation.compare import comparison_table, compare_runs
 
     if args.bootstrap < 1:
         raise UsageError("--bootstrap must be at least 1. Fix: e.g. --bootstrap 1000.")
@@ -322,7 +296,7 @@ def cmd_sweep(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
     tasks = _selected_tasks(args, STS_TASKS)
     folder = Path(args.out)
     folder.mkdir(parents=True, exist_ok=True)
-    stem = _slug(_label(args, None))
+    stem = file_slug(_label(args, None))
     sweeps = {}
     if args.kind in ("layers", "all"):
         sweeps["layers"] = (layer_sweep(evaluator, tasks), "output layer (hidden_states numbering)")
@@ -355,7 +329,7 @@ def cmd_tune_layer(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
     folder.mkdir(parents=True, exist_ok=True)
     record = {"best_layer": best, "tuning_task": TUNING_TASK, "n": len(evaluator.sts_data(TUNING_TASK)[0]),
               "scores_by_layer": scores, "seed": args.seed}
-    path = folder / f"{_slug(_label(args, None))}-tune-layer.json"
+    path = folder / f"{file_slug(_label(args, None))}-tune-layer.json"
     path.write_text(json.dumps(record, indent=2), encoding="utf-8")
     out.write(f"wrote {path}\n")
     if args.export:
@@ -448,7 +422,7 @@ def cmd_tune_method(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int
     folder.mkdir(parents=True, exist_ok=True)
     record = {"knob": args.knob, "best": candidates[best], "tuning_task": TUNING_TASK, "n": n, "seed": args.seed,
               "candidates": candidates, "scores": scores}
-    path = folder / f"{_slug(_label(args, None))}-tune-{args.knob}.json"
+    path = folder / f"{file_slug(_label(args, None))}-tune-{args.knob}.json"
     path.write_text(json.dumps(record, indent=2), encoding="utf-8")
     out.write(f"wrote {path}\n")
     return 0

@@ -11,6 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from metaeol_integrations.core.quantization import QUANTIZE_MODES
+from metaeol_integrations.core.recipe import READOUTS, Recipe
 from metaeol_integrations.core.templates import BUILTIN_TEMPLATE_SETS, TemplateSet
 from metaeol_integrations.errors import TemplateError
 
@@ -106,7 +108,7 @@ def add_recipe_options(parser: argparse.ArgumentParser, layer: bool = True) -> N
     group.add_argument("--chunk-tokens", type=int, metavar="N",
                        help="chunked pooling: embed a text longer than N tokens as windows of N tokens, each "
                        "prompted, and average their vectors (docs/retrieval.md)")
-    group.add_argument("--readout", choices=("last-token", "slot-mean"),
+    group.add_argument("--readout", choices=READOUTS,
                        help="what a prompt's vector is read from: the last token (default) or the mean over the text's "
                        "own tokens inside the prompt (mean pooling with a prompt; docs/retrieval.md)")
     group.add_argument("--token-prepending", type=parse_token_prepending, metavar="on|START,EXIT",
@@ -116,7 +118,7 @@ def add_recipe_options(parser: argparse.ArgumentParser, layer: bool = True) -> N
                        help="Contrastive Prompting: subtract an 'irrelevant information' prompt's attention output "
                        "at decoder LAYER (0-based) from the last token's; ns scales by ALPHA (default 2), nr keeps "
                        "the norm ('on': 4,ns,2, the published PromptEOL setting)")
-    group.add_argument("--quantize", choices=("int8",),
+    group.add_argument("--quantize", choices=QUANTIZE_MODES,
                        help="int8 (experimental): int8 Linear layers on the CPU, faster; vectors differ slightly "
                        "from float32 (docs/performance.md); default: exact float32")
 
@@ -130,22 +132,16 @@ def add_runtime_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: best available)")
 
 
+# Recipe options whose flag has another destination: --query-templates TEMPLATES is task_templates={"query": ...}.
+FLAG_OF_OPTION = {"task_templates": "query_templates"}
+
+
 def recipe_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The recipe flags as ``load`` keywords (None: not given)."""
-    query = getattr(args, "query_templates", None)
-    return {
-        "templates": args.templates,
-        "task_templates": {"query": query} if query is not None else None,
-        "layer": getattr(args, "layer", None),
-        "max_seq_length": args.max_seq_length,
-        "prefix_cache": args.prefix_cache,
-        "max_tokens_per_forward": args.max_tokens_per_forward,
-        "chunk_tokens": args.chunk_tokens,
-        "token_prepending": args.token_prepending,
-        "contrastive": args.contrastive,
-        "quantize": args.quantize,
-        "readout": args.readout,
-    }
+    """The recipe flags as ``load`` keywords (None: not given), one per :meth:`Recipe.option_names`."""
+    options = {name: getattr(args, FLAG_OF_OPTION.get(name, name), None) for name in Recipe.option_names()}
+    query = options["task_templates"]
+    options["task_templates"] = {"query": query} if query is not None else None
+    return options
 
 
 def load_options(args: argparse.Namespace) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 Glue only. ``preprocess`` fills and tokenises the prompts (``core/prompting.py``); ``forward`` runs them
 (``core/runner.py``) and pools the last-token states (``core/pooling.py``); how ``save`` stores the LLM is
-``sharing/persistence.py``'s policy.
+``core/persistence.py``'s policy.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from metaeol_integrations.core.recipe import Recipe
 from metaeol_integrations.core.runner import PromptRunner
 from metaeol_integrations.core.templates import TemplateSet, TemplateSpec
 from metaeol_integrations.core.tokenization import PromptTokenizer
-from metaeol_integrations.sharing.persistence import (
+from metaeol_integrations.core.persistence import (
     check_weights_mode,
     declare_requirement,
     default_weights_mode,
@@ -154,17 +154,6 @@ class MetaEOL(InputModule):
         replaced = self._set_quantized("int8", skip)
         self.recipe = self.recipe.replace(quantize="int8")
         return replaced
-
-    templates = _recipe_option("templates")
-    task_templates = _recipe_option("task_templates")
-    layer = _recipe_option("layer")
-    max_seq_length = _recipe_option("max_seq_length")
-    prefix_cache = _recipe_option("prefix_cache")
-    max_tokens_per_forward = _recipe_option("max_tokens_per_forward")
-    token_prepending = _recipe_option("token_prepending")
-    contrastive = _recipe_option("contrastive")
-    quantize = _recipe_option("quantize")
-    chunk_tokens = _recipe_option("chunk_tokens")
 
     @property
     def template_set(self) -> TemplateSet:
@@ -322,6 +311,12 @@ class MetaEOL(InputModule):
             + f", dtype={self.precision.describe()})"
         )
 
+
+# Every recipe option is an attribute of the module (``module.readout = "slot-mean"``), made from the recipe's own list
+# so that a new option cannot be left out.
+for _option in Recipe.option_names():
+    setattr(MetaEOL, _option, _recipe_option(_option))
+del _option
 
 # The type string sentence-transformers writes into modules.json for this module.
 MODULE_TYPE = f"{MetaEOL.__module__}.{MetaEOL.__name__}"

@@ -40,6 +40,19 @@ def _layer(value: Any) -> int | tuple[int, ...] | None:
     raise LayerError(f"layer must be None, an int or a non-empty list of ints, not {value!r}. Fix: e.g. layer=-1.")
 
 
+def _saved_form(value: Any) -> Any:
+    """An option's JSON form: template sets as dicts, method settings by their ``to_config``, tuples as lists."""
+    if isinstance(value, TemplateSet):
+        return value.to_dict()
+    if hasattr(value, "to_config"):
+        return value.to_config()
+    if isinstance(value, Mapping):
+        return {str(key): _saved_form(item) for key, item in value.items()}
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
 @dataclass(frozen=True)
 class Recipe:
     """What a MetaEOL model computes; every field is an option of ``load``, the module, the CLI and presets.
@@ -127,20 +140,9 @@ class Recipe:
     # -- the saved form -------------------------------------------------------------------------------------------
 
     def to_config(self) -> dict[str, Any]:
-        """The JSON form written to ``metaeol_config.json`` (and read back by :meth:`from_config`)."""
-        return {
-            "templates": self.templates.to_dict(),
-            "task_templates": {task: templates.to_dict() for task, templates in self.task_templates.items()},
-            "layer": self._saved_layer(),
-            "max_seq_length": self.max_seq_length,
-            "prefix_cache": self.prefix_cache,
-            "max_tokens_per_forward": self.max_tokens_per_forward,
-            "token_prepending": None if self.token_prepending is None else self.token_prepending.to_config(),
-            "contrastive": None if self.contrastive is None else self.contrastive.to_config(),
-            "quantize": self.quantize,
-            "chunk_tokens": self.chunk_tokens,
-            "readout": self.readout,
-        }
+        """The JSON form written to ``metaeol_config.json`` (and read back by :meth:`from_config`), option by option
+        in :meth:`option_names` order."""
+        return {name: _saved_form(getattr(self, name)) for name in self.option_names()}
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Recipe:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,47 @@ from metaeol_integrations.evaluation.data import STS_TASKS, TRANSFER_TASKS
 from metaeol_integrations.evaluation.runner import TaskResult
 
 SHORT_NAMES = {"STSBenchmark": "STS-B", "SICKRelatedness": "SICK-R", "SST2": "SST-2"}
+
+
+def file_slug(text: str) -> str:
+    """A run label as a file-name stem (what ``metaeol eval`` names its output files with)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "results"
+
+
+def run_label(model: str, options: Mapping[str, Any], *, pooling: str = "last-token", dtype: str | None = None,
+              embed_filter: int | None = None, center: str | None = None, layer: int | None = None) -> str:
+    """The default label of an evaluation run: the model, then each option that changes the vectors, in one notation
+    (the CLI's and the scripts'). ``options`` are ``load`` keywords (recipe options, None: not set)."""
+    parts = [Path(model).name if Path(model).exists() else model]
+    templates = options.get("templates")
+    if pooling == "mean":
+        parts.append("mean pooling")
+    elif templates:
+        parts.append(str(templates) if isinstance(templates, str) else "custom templates")
+    if options.get("readout") == "slot-mean":
+        parts.append("slot mean")
+    if options.get("chunk_tokens"):
+        parts.append(f"chunks of {options['chunk_tokens']} tokens")
+    if embed_filter:
+        parts.append(f"EmbedFilter tau {embed_filter}")
+    if center:
+        parts.append("centered on " + ("corpus" if center == "corpus" else Path(center).name))
+    query = (options.get("task_templates") or {}).get("query")
+    if query:
+        parts.append("queries " + (query if isinstance(query, str) else "custom templates"))
+    tp = options.get("token_prepending")
+    if tp:
+        parts.append("TP" if tp is True else f"TP {tp[0]}-{tp[1]}")
+    cp = options.get("contrastive")
+    if cp:
+        parts.append("CP" if cp is True else "CP " + "-".join(str(v) for v in cp.values()))
+    if options.get("quantize"):
+        parts.append(options["quantize"])
+    if dtype not in (None, "float32"):  # the evaluation's default is float32
+        parts.append(str(dtype))
+    if layer is not None:
+        parts.append(f"layer {layer}")
+    return ", ".join(parts)
 
 
 def _short(task: str) -> str:
@@ -130,7 +172,8 @@ def paired_comparisons(result_files: Sequence[str | os.PathLike], resamples: int
     With ``baseline`` (one of the files), only each other run against it (other run as A, baseline as B)."""
     from itertools import combinations
 
-    from metaeol_integrations.evaluation.paired import paired_bootstrap, read_run_predictions
+    from metaeol_integrations.evaluation.compare import read_run_predictions
+    from metaeol_integrations.evaluation.paired import paired_bootstrap
 
     groups: dict[tuple, list[tuple[str, list, bool]]] = {}
     for path in result_files:

@@ -20,7 +20,7 @@ import transformers
 from metaeol_integrations.core.module import MODULE_TYPE, MetaEOL
 from metaeol_integrations.core.recipe import Recipe
 from metaeol_integrations.sharing.model_card import CardFacts, render_model_card
-from metaeol_integrations.sharing.persistence import check_weights_mode, declare_requirement
+from metaeol_integrations.core.persistence import check_weights_mode, declare_requirement
 
 
 def write_reference_folder(

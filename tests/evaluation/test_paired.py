@@ -12,7 +12,8 @@ from scipy.stats import spearmanr
 
 from metaeol_integrations.cli.main import main
 from metaeol_integrations.errors import IncomparableRunsError
-from metaeol_integrations.evaluation.paired import STSPredictions, compare_runs, paired_bootstrap, spearman_rows
+from metaeol_integrations.evaluation.compare import compare_runs
+from metaeol_integrations.evaluation.paired import STSPredictions, paired_bootstrap, spearman_rows
 
 
 def _task(name: str, n: int, seed: int, noise: float) -> tuple[STSPredictions, STSPredictions]:
