@@ -32,6 +32,10 @@ def mean_pairwise_cosine(vectors: np.ndarray) -> float:
 
 
 def main() -> None:
+    import argparse
+
+    argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                            epilog="Writes docs/results/prompt-diversity.json (about 5 minutes here).").parse_args()
     import metaeol_integrations
     from metaeol_integrations.core.templates import BUILTIN_TEMPLATE_SETS
 

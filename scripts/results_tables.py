@@ -11,7 +11,8 @@ from pathlib import Path
 
 from metaeol_integrations.evaluation.report import combined_tables, paired_comparisons, paired_summary_table
 
-if __name__ == "__main__":
+
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("files", nargs="+", help="JSON files written by `metaeol eval`")
     parser.add_argument("--pairs-json", help="write every paired comparison (per task and average) to this file")
@@ -23,3 +24,7 @@ if __name__ == "__main__":
     print("\n" + paired_summary_table(comparisons))
     if args.pairs_json:
         Path(args.pairs_json).write_text(json.dumps([c.to_dict() for c in comparisons], indent=2), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
