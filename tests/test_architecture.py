@@ -51,3 +51,9 @@ def test_no_two_modules_import_each_other_even_round_a_circle():
         if node not in state:
             visit(node)
     assert not cycles, "import circles: " + "; ".join(" -> ".join(cycle) for cycle in cycles)
+
+
+def test_no_module_of_the_package_is_over_450_lines():
+    long = {module_name(path): n for path in PACKAGE.rglob("*.py")
+            if (n := len(path.read_text(encoding="utf-8").splitlines())) > 450}
+    assert not long, f"split these by what they do: {long}"

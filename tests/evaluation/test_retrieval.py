@@ -332,7 +332,7 @@ def test_token_weighted_windows_weigh_each_window_by_its_token_count(tiny, fake_
 def test_default_labels_name_the_templates_and_every_retrieval_setting():
     import argparse
 
-    from metaeol_integrations.cli.evaluate import _label
+    from metaeol_integrations.cli.harness import label_of as _label
 
     args = argparse.Namespace(label=None, model="metaeol-smollm2-135m", pooling="last-token", templates="ke",
                               chunk_tokens=32, embed_filter=2, center="corpus", query_templates="retrieval-query")
