@@ -34,8 +34,10 @@ class MetaEOLEmbeddings(BaseModel, Embeddings):
     cache_folder: str | None = None
     """Where hub downloads and dequantised GGUF copies are kept."""
     model_kwargs: dict[str, Any] = Field(default_factory=dict)
-    """Keyword arguments of ``metaeol_integrations.load``: ``device``, ``templates``, ``task_templates``, ``layer``,
-    ``max_seq_length``, ``model_kwargs`` (for ``AutoModel``) ..."""
+    """Keyword arguments of ``metaeol_integrations.load``. As in ``langchain_huggingface.HuggingFaceEmbeddings``, the
+    ``SentenceTransformer`` arguments (``device``, ``prompts``, ``truncate_dim``..., and ``model_kwargs`` for the
+    LLM's ``from_pretrained``, e.g. ``{"dtype": "float32"}``) go here; so do the recipe options (``templates``,
+    ``layer``, ``max_seq_length``...)."""
     encode_kwargs: dict[str, Any] = Field(default_factory=dict)
     """Extra keyword arguments of ``SentenceTransformer.encode_document`` (and of queries, unless overridden)."""
     query_encode_kwargs: dict[str, Any] = Field(default_factory=dict)

@@ -50,8 +50,15 @@ class MetaEOLEmbedding(BaseEmbedding):
         model_kwargs: dict[str, Any] | None = None,
         show_progress_bar: bool = False,
         callback_manager: CallbackManager | None = None,
+        device: str | None = None,
+        max_length: int | None = None,
         **kwargs: Any,
     ) -> None:
+        # device and max_length as llama-index-embeddings-huggingface names them; they are load() keywords here
+        # (max_length is the prompt's max_seq_length), also accepted inside model_kwargs as before.
+        model_kwargs = {**(model_kwargs or {}),
+                        **({"device": device} if device is not None else {}),
+                        **({"max_seq_length": max_length} if max_length is not None else {})}
         super().__init__(
             model_name=model_name,
             normalize=normalize,

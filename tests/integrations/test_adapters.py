@@ -201,3 +201,11 @@ def test_examples_run_offline(script, tiny_model_dir, tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("Q: ") >= 2 and "->" in result.stdout
+
+
+def test_llama_index_takes_device_and_max_length_as_huggingface_embedding_names_them(tiny_model_dir):
+    embedding = MetaEOLEmbedding(str(tiny_model_dir), device="cpu", max_length=300)
+    assert embedding._model.max_seq_length == 300 and embedding._model.device.type == "cpu"
+    assert embedding.model_kwargs == {"device": "cpu", "max_seq_length": 300}
+    older = MetaEOLEmbedding(str(tiny_model_dir), model_kwargs={"device": "cpu", "max_seq_length": 300})
+    assert older.get_text_embedding("a b") == embedding.get_text_embedding("a b")
