@@ -176,6 +176,8 @@ class PostProcessing:
             raise ValueError("center='texts' needs fit_vectors (and only it uses them).")
 
     def __call__(self, queries: np.ndarray, documents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        # Kept beside the modules (postprocessing/) because it applies to cached vectors of any layer, so a grid
+        # over layers x bands x centerings needs no re-embedding; tests check it against the modules.
         project = (lambda x: x) if self.projection is None else (lambda x: np.asarray(x, np.float64) @ self.projection.T)
         queries, documents = project(queries), project(documents)
         if self.center is not None:
@@ -222,6 +224,8 @@ class DenseRetriever(Retriever):
         if not self.chunk_tokens:
             arrays, computed = self.embed(texts, "document")
             return self.select(arrays), computed
+        # A second chunked pooling beside the module's (core/chunking.py), kept because it caches each window with
+        # every layer's vector, so a grid over layers and window weightings reuses one pass (tested equal to it).
         windows, counts = split_into_windows(texts, self.encoder.module.tokenizer, self.chunk_tokens)
         arrays, computed = self.embed(windows, "document")
         vectors = np.asarray(self.select(arrays), dtype=np.float64)
