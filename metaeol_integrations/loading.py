@@ -11,6 +11,7 @@ from sentence_transformers import SentenceTransformer
 
 from metaeol_integrations.core.backbone import check_dtype_on_device
 from metaeol_integrations.core.module import MetaEOL
+from metaeol_integrations.core.precision import PrecisionChoice
 from metaeol_integrations.core.recipe import Recipe
 from metaeol_integrations.errors import QuantizationError, UnknownModelError
 from metaeol_integrations.presets import DEFAULT_PRESET, Preset
@@ -82,6 +83,9 @@ def load(
               else resolve_source(str(name_or_path), revision=revision, token=token, cache_folder=cache_folder))
     if source.kind == PRESET:
         preset = source.preset
+        if preset.float32_under_auto and backbone_kwargs["model_kwargs"].get("dtype") == "auto":
+            backbone_kwargs["model_kwargs"] = {**backbone_kwargs["model_kwargs"], "dtype": PrecisionChoice(
+                torch.float32, f"auto: float32 for this preset, {preset.float32_under_auto}")}
         module = MetaEOL(preset.base_model_source(), (recipe or preset.recipe).with_overrides(overrides),
                          base_model=preset.base_model_label, device=device, **backbone_kwargs)
         model = SentenceTransformer(modules=[module], device=device, **sentence_transformer_kwargs)

@@ -72,6 +72,8 @@ class Preset:
     measured: str | None = None
     # EmbedFilter after the MetaEOL module (band width d/tau of the unembedding's singular vectors); None: none.
     embed_filter: int | None = None
+    # Why dtype="auto" computes this preset in float32 (a measured loss in 16 bits), or None: auto follows the hardware.
+    float32_under_auto: str | None = None
 
     def base_model_source(self) -> str:
         """A loadable base-model reference: a hub id, or the path of the packaged GGUF file."""
@@ -136,6 +138,9 @@ PRESETS: Mapping[str, Preset] = MappingProxyType(
                 base_model=SMOLLM2_GGUF,
                 recipe=Recipe(templates="prompteol", chunk_tokens=32),
                 embed_filter=2,
+                # benchmarks/results/precision_quality.md: SciFact dev nDCG@10 63.23 in float32, 62.48 in bfloat16
+                # blocks (-0.74 [-1.65, -0.02]); EmbedFilter doubles relative differences (docs/performance.md).
+                float32_under_auto="whose dev nDCG@10 fell 0.74 [0.02, 1.65] in bfloat16",
                 description="For retrieval (RAG): SmolLM2-135M-Instruct, the PromptEOL template on windows of 32 tokens "
                 "(chunked pooling) and EmbedFilter (the middle half of the unembedding's singular band, 288 "
                 "dimensions); the best of 8 recipes on SciFact dev queries (docs/retrieval.md)",

@@ -243,3 +243,15 @@ def test_presets_in_bfloat16_stay_within_the_quality_bound_of_float32(preset):
     low = metaeol_integrations.load(preset, device="cpu", model_kwargs={"dtype": "bfloat16"}).encode(
         texts, convert_to_tensor=True)
     assert torch.nn.functional.cosine_similarity(low, exact).min() >= 0.999
+
+
+@pytest.mark.slow
+def test_a_preset_that_loses_quality_in_16_bits_computes_float32_under_auto(monkeypatch):
+    from metaeol_integrations.presets import PRESETS
+
+    assert PRESETS["metaeol-rag-smollm2-135m"].float32_under_auto
+    monkeypatch.delenv("METAEOL_DTYPE", raising=False)
+    auto = metaeol_integrations.load("metaeol-rag-smollm2-135m", device="cpu")[0].precision
+    assert auto.dtype == torch.float32 and "for this preset" in auto.reason
+    forced = metaeol_integrations.load("metaeol-rag-smollm2-135m", device="cpu", model_kwargs={"dtype": "bfloat16"})
+    assert forced[0].precision.dtype == torch.bfloat16
