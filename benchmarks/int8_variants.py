@@ -46,7 +46,7 @@ def build(templates: str, skip: tuple[str, ...] | None):
 
 def dev_score(model, label: str, templates: str, args: argparse.Namespace) -> float:
     from metaeol_integrations.evaluation.encoders import MetaEOLEncoder
-    from metaeol_integrations.evaluation.runner import EvalConfig, Evaluator, View
+    from metaeol_integrations.evaluation.evaluator import EvalConfig, Evaluator, View
     from metaeol_integrations.evaluation.sweeps import TUNING_TASK
 
     slug = f"{templates}-" + "".join(c if c.isalnum() else "-" for c in label)

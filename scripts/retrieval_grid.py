@@ -28,7 +28,7 @@ from metaeol_integrations.evaluation.retrieval import (
     top_k_run,
     write_retrieval_results,
 )
-from metaeol_integrations.evaluation.runner import View
+from metaeol_integrations.evaluation.evaluator import View
 
 
 def unrelated_texts(senteval_dir: str | None = None, n: int = 1000, seed: int = 0) -> list[str]:

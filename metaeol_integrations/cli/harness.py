@@ -7,7 +7,7 @@ import argparse
 from metaeol_integrations.cli.options import add_recipe_options, add_runtime_options, recipe_options
 from metaeol_integrations.cli.usage import UsageError
 from metaeol_integrations.evaluation.data import DATA_DIR_ENV_VAR
-from metaeol_integrations.evaluation.runner import DEFAULT_STS_LIMIT, DEFAULT_TRANSFER_LIMIT, EvalConfig
+from metaeol_integrations.evaluation.evaluator import DEFAULT_STS_LIMIT, DEFAULT_TRANSFER_LIMIT, EvalConfig
 
 
 def add_encoder_options(parser: argparse.ArgumentParser, default_model: str, extra_models: str = "") -> None:
@@ -62,7 +62,7 @@ def build_encoder_from(args: argparse.Namespace):
 
 
 def build_evaluator(args: argparse.Namespace):
-    from metaeol_integrations.evaluation.runner import Evaluator
+    from metaeol_integrations.evaluation.evaluator import Evaluator
 
     config = eval_config(args)
     if config.data_dir is None:

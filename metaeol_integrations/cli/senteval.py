@@ -19,7 +19,7 @@ from metaeol_integrations.cli.harness import (
 from metaeol_integrations.cli.usage import UsageError
 from metaeol_integrations.evaluation.data import STS_TASKS, TRANSFER_TASKS
 from metaeol_integrations.evaluation.report import file_slug
-from metaeol_integrations.evaluation.runner import View
+from metaeol_integrations.evaluation.evaluator import View
 
 SUITES = {"sts": STS_TASKS, "transfer": TRANSFER_TASKS, "all": STS_TASKS + TRANSFER_TASKS}
 
@@ -136,7 +136,7 @@ def _read_recipes(path: str | None) -> list:
 def cmd_tune_method(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
     from dataclasses import replace
 
-    from metaeol_integrations.evaluation.runner import Evaluator
+    from metaeol_integrations.evaluation.evaluator import Evaluator
     from metaeol_integrations.evaluation.sweeps import (
         TUNING_TASK,
         candidate_recipe,

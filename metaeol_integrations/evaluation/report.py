@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from metaeol_integrations.evaluation.data import STS_TASKS, TRANSFER_TASKS
-from metaeol_integrations.evaluation.runner import TaskResult
+from metaeol_integrations.evaluation.evaluator import TaskResult
 
 SHORT_NAMES = {"STSBenchmark": "STS-B", "SICKRelatedness": "SICK-R", "SST2": "SST-2"}
 

@@ -311,7 +311,7 @@ def retriever_for(model: str, encoder: Encoder | None = None, *, cache_dir: str 
         return BM25Retriever(stemmed=BM25_MODELS[model], name=model)
     if encoder is None:
         raise ValueError(f"{model!r} needs an encoder.")
-    from metaeol_integrations.evaluation.runner import View
+    from metaeol_integrations.evaluation.evaluator import View
 
     if chunk_tokens and not hasattr(encoder, "module"):
         raise ValueError("Chunked pooling cuts documents with a MetaEOL model's tokenizer. Fix: use a MetaEOL model.")

@@ -12,7 +12,7 @@ import numpy as np
 
 from metaeol_integrations.core.recipe import Recipe
 from metaeol_integrations.errors import MetaEOLError
-from metaeol_integrations.evaluation.runner import Evaluator, View
+from metaeol_integrations.evaluation.evaluator import Evaluator, View
 
 TUNING_TASK = "STSBenchmark-dev"
 

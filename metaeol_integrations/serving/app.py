@@ -41,7 +41,7 @@ _BODY_FIX = 'send a JSON object such as {"model": "<id from GET /v1/models>", "i
 
 
 class EmbeddingBackend(Protocol):
-    """Where the app's texts are embedded: the local :class:`~metaeol_integrations.serving.batching.MicroBatcher`
+    """Where the app's texts are embedded: the local :class:`~metaeol_integrations.serving.micro_batcher.MicroBatcher`
     or a Ray Serve replica's ``@serve.batch`` method."""
 
     async def embed(self, texts: Sequence[str], task: str) -> Embedded: ...

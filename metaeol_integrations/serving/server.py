@@ -6,7 +6,7 @@ from fastapi import FastAPI
 from sentence_transformers import SentenceTransformer
 
 from metaeol_integrations.serving.app import create_app
-from metaeol_integrations.serving.batching import MicroBatcher
+from metaeol_integrations.serving.micro_batcher import MicroBatcher
 from metaeol_integrations.serving.service import EmbeddingService
 from metaeol_integrations.serving.settings import ServeSettings
 

@@ -17,7 +17,7 @@ import metaeol_integrations
 from metaeol_integrations.cli.main import main
 from metaeol_integrations.evaluation import data as senteval
 from metaeol_integrations.evaluation.encoders import MetaEOLEncoder
-from metaeol_integrations.evaluation.runner import EvalConfig, Evaluator, View
+from metaeol_integrations.evaluation.evaluator import EvalConfig, Evaluator, View
 from metaeol_integrations.evaluation.transfer import C_GRID
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from metaeol_integrations.serving import EmbeddingService, ServeSettings, build_app, create_app
-from metaeol_integrations.serving.batching import MicroBatcher
+from metaeol_integrations.serving.micro_batcher import MicroBatcher
 from tests.serving.conftest import KEY
 from tests.serving.live import live_server
 
