@@ -77,13 +77,14 @@ def main() -> None:
     data, total = evaluation_data(args.task, args.data_dir, split=args.split, queries=args.queries,
                                   corpus_sample=args.corpus_sample, seed=args.seed)
     # An ensemble of built-in sets ("prompteol+ke") is scored from its members' caches: the module's ensemble vector
-    # is the mean of its members' vectors, here each read at the same layer.
+    # is the mean of its members' vectors, here each read at the same layer (kept here: the harness scores one
+    # encoder, and an ensemble's grid over layers needs its members' cached arrays).
     members = args.templates.split("+") if args.templates and "+" in args.templates else [args.templates]
     retrievers = [retriever_for(args.model, build_encoder(args.model, pooling=args.pooling, templates=member,
                                                           query_templates=args.query_templates),
                                 cache_dir=args.cache_dir, chunk_tokens=args.chunk_tokens,
                                 window_weighting=args.window_weighting) for member in members]
-    retriever, encoder = retrievers[0], retrievers[0].encoder
+    encoder = retrievers[0].encoder
     is_metaeol = hasattr(encoder, "module")
     layers = ([int(v) for v in args.layers.split(",")] if args.layers
               else list(range(-1, -encoder.num_layers - 2, -1)) if is_metaeol else [None])
