@@ -226,7 +226,11 @@ def export(name_or_path: str, output_dir: str | os.PathLike, weights: str | None
     if weights == "reference" and source.kind in (PRESET, LLM_FOLDER, GGUF):
         # A packaged (GGUF) preset or a local LLM: fail before loading it; this raises with the fix.
         check_weights_mode("reference", source.preset.base_model_label if source.preset else source.location)
-    return save(load(source, **load_kwargs), output_dir, weights=weights)
+    # The written weights are the exact float32 ones unless a dtype is asked for (auto could store 16-bit blocks).
+    model_kwargs = dict(load_kwargs.pop("model_kwargs", None) or {})
+    if "dtype" not in model_kwargs and "torch_dtype" not in model_kwargs:
+        model_kwargs["dtype"] = "float32"
+    return save(load(source, model_kwargs=model_kwargs, **load_kwargs), output_dir, weights=weights)
 
 
 def _hub_base(source: Source) -> tuple[str, Preset | None] | None:

@@ -255,3 +255,18 @@ def test_a_preset_that_loses_quality_in_16_bits_computes_float32_under_auto(monk
     assert auto.dtype == torch.float32 and "for this preset" in auto.reason
     forced = metaeol_integrations.load("metaeol-rag-smollm2-135m", device="cpu", model_kwargs={"dtype": "bfloat16"})
     assert forced[0].precision.dtype == torch.bfloat16
+
+
+def test_export_and_fit_center_write_exact_float32_weights_unless_asked(tiny_model_dir, tmp_path, monkeypatch):
+    from safetensors import safe_open
+
+    from metaeol_integrations.cli.main import main
+
+    monkeypatch.setenv("METAEOL_DTYPE", "bfloat16")  # what auto picks on a CPU with bfloat16 units
+    metaeol_integrations.export(str(tiny_model_dir), tmp_path / "exported", weights="copy")
+    (tmp_path / "docs.txt").write_text("a b\nc d\n")
+    assert main(["fit-center", str(tmp_path / "centered"), "--model", str(tiny_model_dir), "--file",
+                 str(tmp_path / "docs.txt"), "-q"]) == 0
+    for folder in ("exported", "centered"):
+        with safe_open(str(tmp_path / folder / "model.safetensors"), "pt") as weights:
+            assert {weights.get_tensor(key).dtype for key in weights.keys()} == {torch.float32}

@@ -27,10 +27,14 @@ def _add_model_options(parser: argparse.ArgumentParser, with_model: bool = True)
     add_runtime_options(parser)
 
 
-def _load_model(args: argparse.Namespace):
+def _load_model(args: argparse.Namespace, dtype: str | None = None):
+    """The model of ``args``; ``dtype`` is the default when --dtype is not given (None: load()'s own, auto)."""
     from metaeol_integrations.loading import load
 
-    return load(args.model, device=args.device, **load_options(args))
+    options = load_options(args)
+    if dtype is not None and options["model_kwargs"] is None:
+        options["model_kwargs"] = {"dtype": dtype}
+    return load(args.model, device=args.device, **options)
 
 
 def _read_texts(args: argparse.Namespace, stdin: TextIO) -> list[str]:
@@ -158,7 +162,7 @@ def cmd_fit_center(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
         import random
 
         texts = random.Random(args.seed).sample(texts, args.limit)
-    model = _load_model(args)
+    model = _load_model(args, dtype="float32")  # a saved folder keeps the exact float32 weights unless --dtype says
     if args.embed_filter is not None:
         add_embed_filter(model, args.embed_filter)
     fit_center(model, texts, batch_size=args.batch_size, show_progress_bar=not args.quiet)

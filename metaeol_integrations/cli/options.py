@@ -126,9 +126,10 @@ def add_recipe_options(parser: argparse.ArgumentParser, layer: bool = True) -> N
 def add_runtime_options(parser: argparse.ArgumentParser) -> None:
     """Where and in which precision the LLM runs."""
     parser.add_argument("--dtype", choices=("float32", "bfloat16", "float16", "auto"),
-                        help="float32 (default, exact), bfloat16 or float16 (16-bit attention and MLP blocks, "
-                        "float32 residual stream and norms), or auto (bfloat16 on a GPU or a CPU whose bfloat16 "
-                        "matmul is faster, else float32; `metaeol info` shows this machine's choice)")
+                        help="auto (the default of encode, export, fit-center and serve: bfloat16 where this "
+                        "hardware runs it faster, else float32; `metaeol info` shows the choice), float32 (exact; the "
+                        "default of eval, sweep and tune), bfloat16 or float16 (16-bit attention and MLP blocks, "
+                        "float32 residual stream and norms)")
     parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: best available)")
 
 
