@@ -125,11 +125,10 @@ def machine_facts(threads: int, device: str) -> dict:
 
 
 def cosines(a, b) -> tuple[float, float]:
-    import numpy as np
+    """Min and mean of the row-wise cosine between two vector sets (the harness's STS cosine)."""
+    from metaeol_integrations.evaluation.sts import cosine_similarities
 
-    a = a / np.linalg.norm(a, axis=1, keepdims=True)
-    b = b / np.linalg.norm(b, axis=1, keepdims=True)
-    values = (a * b).sum(axis=1)
+    values = cosine_similarities(a, b)
     return float(values.min()), float(values.mean())
 
 

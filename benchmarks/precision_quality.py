@@ -26,12 +26,6 @@ STS_PRESETS = ("metaeol-smollm2-135m", "metaeol-plus-smollm2-135m", "metaeol-plu
 RETRIEVAL_PRESETS = ("metaeol-rag-smollm2-135m", "metaeol-rag-gemma3-270m")
 
 
-def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a = a / np.linalg.norm(a, axis=1, keepdims=True)
-    b = b / np.linalg.norm(b, axis=1, keepdims=True)
-    return (a * b).sum(axis=1)
-
-
 def embed(preset: str, dtype: str, texts: list[str], cache_dir: str | None, task: str | None = None) -> np.ndarray:
     from metaeol_integrations.evaluation.cache import EmbeddingCache
     from metaeol_integrations.evaluation.encoders import build_encoder
@@ -46,6 +40,7 @@ def embed(preset: str, dtype: str, texts: list[str], cache_dir: str | None, task
 def sts_row(preset: str, pairs: int, cache_dir: str | None, resamples: int) -> dict:
     from metaeol_integrations.evaluation.data import read_sts_benchmark
     from metaeol_integrations.evaluation.paired import STSPredictions, paired_bootstrap
+    from metaeol_integrations.evaluation.sts import cosine_similarities
 
     data = read_sts_benchmark("dev")
     indices = (np.arange(len(data.scores)) if not pairs
@@ -58,12 +53,12 @@ def sts_row(preset: str, pairs: int, cache_dir: str | None, resamples: int) -> d
         started = time.perf_counter()
         table = dict(zip(texts, embed(preset, dtype, texts, cache_dir)))
         vectors[dtype] = np.stack([table[t] for t in texts])
-        predicted = cosine_rows(np.stack([table[t] for t in first]), np.stack([table[t] for t in second]))
+        predicted = cosine_similarities(np.stack([table[t] for t in first]), np.stack([table[t] for t in second]))
         predictions[dtype] = STSPredictions("STSBenchmark-dev", indices, data.scores[indices], predicted)
         print(f"{preset} {dtype}: STS-B dev embedded in {time.perf_counter() - started:.0f} s", file=sys.stderr)
     comparison = paired_bootstrap([predictions["auto"]], [predictions["float32"]], "auto", "float32",
                                   resamples=resamples)
-    cosine = cosine_rows(vectors["auto"], vectors["float32"])
+    cosine = cosine_similarities(vectors["auto"], vectors["float32"])
     task = comparison.tasks[0]
     return {"preset": preset, "data": "STS-B dev", "n": task.n, "metric": "Spearman x100",
             "float32": task.score_b, "auto": task.score_a, "difference": task.difference,
@@ -75,6 +70,7 @@ def retrieval_row(preset: str, cache_dir: str | None, resamples: int) -> dict:
     from metaeol_integrations.evaluation.beir import evaluation_data
     from metaeol_integrations.evaluation.paired import QueryScores, paired_query_bootstrap
     from metaeol_integrations.evaluation.retrieval import cosine_scores, score_run, top_k_run
+    from metaeol_integrations.evaluation.sts import cosine_similarities
 
     data, _ = evaluation_data("scifact", None, split="dev", queries=0, corpus_sample=500, seed=0)
     per_query, vectors = {}, {}
@@ -92,7 +88,7 @@ def retrieval_row(preset: str, cache_dir: str | None, resamples: int) -> dict:
               for dtype in per_query}
     comparison = paired_query_bootstrap(scores["auto"], scores["float32"], "auto", "float32", resamples=resamples)
     difference = comparison.tasks[0]
-    cosine = cosine_rows(vectors["auto"], vectors["float32"])
+    cosine = cosine_similarities(vectors["auto"], vectors["float32"])
     return {"preset": preset, "data": "SciFact dev half, 500-doc sample", "n": difference.n, "metric": "nDCG@10",
             "float32": difference.score_b, "auto": difference.score_a, "difference": difference.difference,
             "ci_low": difference.ci_low, "ci_high": difference.ci_high,

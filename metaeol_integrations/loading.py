@@ -37,6 +37,14 @@ def default_dtype() -> str:
     return os.environ.get(DTYPE_ENVIRONMENT) or "auto"
 
 
+def with_default_dtype(model_kwargs: dict[str, Any] | None, dtype: Any) -> dict[str, Any]:
+    """A copy of ``model_kwargs`` with ``dtype`` unless it already names one (``dtype`` or ``torch_dtype``)."""
+    model_kwargs = dict(model_kwargs or {})
+    if "dtype" not in model_kwargs and "torch_dtype" not in model_kwargs:
+        model_kwargs["dtype"] = dtype
+    return model_kwargs
+
+
 def load(
     name_or_path: str | Source = DEFAULT_PRESET,
     recipe: Recipe | None = None,
@@ -71,11 +79,8 @@ def load(
     overrides = {key: value for key, value in recipe_options.items() if value is not None}
     planned = (recipe or Recipe()).with_overrides(overrides)  # a bad option fails here, before any weights load
     sentence_transformer_kwargs = {"similarity_fn_name": "cosine", **options}
-    model_kwargs = dict(model_kwargs or {})
-    if "dtype" not in model_kwargs and "torch_dtype" not in model_kwargs:
-        model_kwargs["dtype"] = default_dtype()
-    backbone_kwargs = dict(model_kwargs=model_kwargs, processor_kwargs=processor_kwargs,
-                           config_kwargs=config_kwargs, cache_folder=cache_folder)
+    backbone_kwargs = dict(model_kwargs=with_default_dtype(model_kwargs, default_dtype()),
+                           processor_kwargs=processor_kwargs, config_kwargs=config_kwargs, cache_folder=cache_folder)
     if planned.quantize is not None:
         device = _int8_device(device)
 
@@ -101,7 +106,7 @@ def load(
                                           sentence_transformer_kwargs)
     if source.kind == HUB_LLM:
         hub = {key: value for key, value in (("revision", revision), ("token", token)) if value is not None}
-        backbone_kwargs["model_kwargs"] = {**hub, **(model_kwargs or {})}
+        backbone_kwargs["model_kwargs"] = {**hub, **backbone_kwargs["model_kwargs"]}
     elif source.kind not in (LLM_FOLDER, GGUF):
         _check_module_types(source)
         raise UnknownModelError(f"The first module of {source.name} is {source.module_types[0]!r}, not MetaEOL.")
@@ -227,9 +232,7 @@ def export(name_or_path: str, output_dir: str | os.PathLike, weights: str | None
         # A packaged (GGUF) preset or a local LLM: fail before loading it; this raises with the fix.
         check_weights_mode("reference", source.preset.base_model_label if source.preset else source.location)
     # The written weights are the exact float32 ones unless a dtype is asked for (auto could store 16-bit blocks).
-    model_kwargs = dict(load_kwargs.pop("model_kwargs", None) or {})
-    if "dtype" not in model_kwargs and "torch_dtype" not in model_kwargs:
-        model_kwargs["dtype"] = "float32"
+    model_kwargs = with_default_dtype(load_kwargs.pop("model_kwargs", None), "float32")
     return save(load(source, model_kwargs=model_kwargs, **load_kwargs), output_dir, weights=weights)
 
 

@@ -137,13 +137,7 @@ def test_token_prepending_and_contrastive_equal_the_independent_computation_in_b
 @pytest.mark.slow
 def test_gemma3_packed_in_bfloat16_equals_whole_prompts(tiny_gemma3_dir):  # noqa: F811
     tokenizer = AutoTokenizer.from_pretrained(tiny_gemma3_dir)
-    plain = AutoModel.from_pretrained(tiny_gemma3_dir, dtype=torch.float32).eval()
-    for layer in plain.layers:
-        for block in (layer.self_attn, layer.mlp):
-            block.to(torch.bfloat16)
-            block.register_forward_pre_hook(
-                lambda _m, args, kwargs: (_cast(args, torch.bfloat16),
-                                          {k: _cast(v, torch.bfloat16) for k, v in kwargs.items()}), with_kwargs=True)
+    plain = plain_in(tiny_gemma3_dir, torch.bfloat16)
     model = metaeol_integrations.load(str(tiny_gemma3_dir), model_kwargs={"dtype": "bfloat16"}, device="cpu")
     assert model[0].packing
     expected = whole_prompts(plain, tokenizer, "metaeol")

@@ -26,6 +26,14 @@ def add_encoder_options(parser: argparse.ArgumentParser, default_model: str, ext
     parser.add_argument("--label", help="name of this run in tables and file names")
 
 
+def add_view_layer(parser: argparse.ArgumentParser) -> None:
+    """``--layer`` of the scoring commands: which layer's vector to score, read from the one cached pass (not a recipe
+    option: the recipe's ``--layer`` would change what is cached)."""
+    parser.add_argument("--layer", dest="view_layer", type=int,
+                        help="MetaEOL: score this layer's vector (hidden_states numbering, -1 = last); every layer "
+                        "comes from one cached pass (write negative values as --layer=-2)")
+
+
 def add_eval_options(parser: argparse.ArgumentParser, default_model: str) -> None:
     add_encoder_options(parser, default_model)
     parser.add_argument("--data-dir", help=f"SentEval folder (default: ${DATA_DIR_ENV_VAR}, else ../shared/data/senteval)")

@@ -29,11 +29,11 @@ def _add_model_options(parser: argparse.ArgumentParser, with_model: bool = True)
 
 def _load_model(args: argparse.Namespace, dtype: str | None = None):
     """The model of ``args``; ``dtype`` is the default when --dtype is not given (None: load()'s own, auto)."""
-    from metaeol_integrations.loading import load
+    from metaeol_integrations.loading import load, with_default_dtype
 
     options = load_options(args)
-    if dtype is not None and options["model_kwargs"] is None:
-        options["model_kwargs"] = {"dtype": dtype}
+    if dtype is not None:
+        options["model_kwargs"] = with_default_dtype(options["model_kwargs"], dtype)
     return load(args.model, device=args.device, **options)
 
 

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from metaeol_integrations.cli.harness import add_encoder_options, build_encoder_from, label_of
+from metaeol_integrations.cli.harness import add_encoder_options, add_view_layer, build_encoder_from, label_of
 from metaeol_integrations.cli.usage import UsageError
 from metaeol_integrations.evaluation.report import file_slug
 
@@ -176,8 +176,7 @@ def add_retrieval_commands(suites: argparse._SubParsersAction, default_model: st
     retrieval.add_argument("--corpus-sample", type=int, default=0,
                            help="N documents: every judged document of the sampled queries plus seeded random "
                            "distractors (0 = the whole corpus); the same for both --split halves")
-    retrieval.add_argument("--layer", dest="view_layer", type=int, help="MetaEOL: score this layer's vector (hidden_states numbering; "
-                           "write negative values as --layer=-2), from the same cached pass")
+    add_view_layer(retrieval)
     retrieval.add_argument("--embed-filter", type=int, metavar="TAU",
                            help="EmbedFilter: project the vectors onto the middle d/TAU singular band of the LLM's "
                            "unembedding matrix (what metaeol_integrations.add_embed_filter adds to a model)")
@@ -201,8 +200,7 @@ def add_retrieval_commands(suites: argparse._SubParsersAction, default_model: st
     pairs.add_argument("--pairs", type=int, default=200, help="related pairs, and as many unrelated (default 200)")
     pairs.add_argument("--min-grade", type=int, default=2, help="grade both documents of a related pair have for "
                        "one query (default 2: NFCorpus's direct citations)")
-    pairs.add_argument("--layer", dest="view_layer", type=int, help="MetaEOL: score this layer's vector (hidden_states "
-                       "numbering; write negative values as --layer=-2), from the same cached pass")
+    add_view_layer(pairs)
     add_encoder_options(pairs, default_model)
     pairs.set_defaults(handler=cmd_doc_pairs, harness_chunks=True)
 

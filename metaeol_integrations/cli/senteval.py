@@ -11,6 +11,7 @@ from typing import Any, TextIO
 
 from metaeol_integrations.cli.harness import (
     add_eval_options,
+    add_view_layer,
     build_evaluator,
     build_metaeol_evaluator,
     label_of,
@@ -188,8 +189,7 @@ def add_senteval_commands(commands: argparse._SubParsersAction, suites: argparse
     """Register ``eval sts|transfer|all`` (on ``suites``) and ``sweep``, ``tune-layer``, ``tune`` (on ``commands``)."""
     for suite, what in (("sts", "the 7 STS tasks"), ("transfer", "the 7 transfer tasks"), ("all", "all 14 tasks")):
         run = suites.add_parser(suite, help=f"score {what}", description=f"Score a model on {what}.")
-        run.add_argument("--layer", dest="view_layer", type=int, help="score this layer's vector (hidden_states numbering, -1 = last); "
-                         "all layers come from one cached pass (write negative values as --layer=-2)")
+        add_view_layer(run)
         add_eval_options(run, default_model)
         run.set_defaults(handler=cmd_eval)
 
