@@ -160,6 +160,7 @@ def _attach_model_card(model: SentenceTransformer, preset: Preset | None = None)
 
     card = MetaEOLModelCardData(
         measured=preset.measured if preset else None, card_base_model=preset.card_base_model if preset else None,
+        fusion=preset.fusion if preset else None, fusion_measured=preset.fusion_measured if preset else None,
         local_files_only=True,
     )
     card.register_model(model)

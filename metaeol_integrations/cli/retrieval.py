@@ -12,6 +12,7 @@ from typing import Any, TextIO
 from metaeol_integrations.cli.harness import add_encoder_options, add_view_layer, build_encoder_from, label_of
 from metaeol_integrations.cli.usage import UsageError
 from metaeol_integrations.evaluation.report import file_slug
+from metaeol_integrations.hybrid.fusion import FUSION_METHODS
 
 
 def cmd_retrieval(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
@@ -149,7 +150,7 @@ def cmd_fuse(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
     # The judgements come from the full set; the corpus size is the fused runs' own.
     result = RetrievalResult.from_run(fused, data, split=first["split"], n_documents=first["n_documents"],
                                       n_documents_total=first["n_documents_total"],
-                                      protocol=f"fusion of {len(runs)} runs by ranx ({args.method}); pytrec_eval",
+                                      protocol=f"fusion of {len(runs)} runs ({args.method}, weights {weights or 'equal'}); pytrec_eval",
                                       sampling=first.get("sampling", {}))
     meta = {"label": label, "fused": args.runs, "method": args.method, "weights": weights, "rrf_k": args.rrf_k,
             **first.get("sampling", {})}
@@ -206,15 +207,16 @@ def add_retrieval_commands(suites: argparse._SubParsersAction, default_model: st
 
     fuse = suites.add_parser(
         "fuse", help="hybrid retrieval: fuse two or more `eval retrieval` runs (e.g. a dense model and BM25)",
-        description="Fuse the stored runs of `metaeol eval retrieval` (same task, split and corpus) with ranx and "
-        "score the fused run: rrf (reciprocal-rank fusion, k=60, equal weights: what LangChain's EnsembleRetriever "
-        "and LlamaIndex's QueryFusionRetriever do by default) or minmax (weighted sum of min-max normalised scores). "
-        "Each run contributes its top 100 documents per query.",
+        description="Fuse the stored runs of `metaeol eval retrieval` (same task, split and corpus) by the formulas "
+        "of the hybrid retrievers (metaeol_integrations.hybrid) and score the fused run: rrf (weighted reciprocal-rank "
+        "fusion, sum of w / (k + rank): LangChain's EnsembleRetriever), minmax (weighted sum of min-max normalised "
+        "scores: LlamaIndex's relative_score) or zscore (the same scaled by mean +- 3 std: LlamaIndex's "
+        "dist_based_score). Each run contributes its top 100 documents per query.",
     )
     fuse.add_argument("runs", nargs="+", help="JSON files written by `metaeol eval retrieval` (their .run.trec.gz "
                       "files must be beside them)")
-    fuse.add_argument("--method", choices=("rrf", "minmax"), default="rrf", help="fusion (default rrf)")
-    fuse.add_argument("--weights", help="minmax: comma-separated weight per run (default equal)")
+    fuse.add_argument("--method", choices=FUSION_METHODS, default="rrf", help="fusion (default rrf)")
+    fuse.add_argument("--weights", help="comma-separated weight per run, in the order given (default equal)")
     fuse.add_argument("--rrf-k", type=int, default=60, help="rrf: the k in 1 / (k + rank) (default 60)")
     fuse.add_argument("--data-dir", help="the BEIR folder of the runs' task, for its judgements (default: as for "
                       "`eval retrieval`)")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import gzip
 import os
 import time
-import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -24,6 +23,8 @@ from metaeol_integrations.core.chunking import split_into_windows, window_length
 from metaeol_integrations.evaluation.beir import RetrievalData
 from metaeol_integrations.evaluation.cache import EmbeddingCache
 from metaeol_integrations.evaluation.encoders import Encoder
+from metaeol_integrations.hybrid.fusion import FUSION_METHODS, fuse_lists
+from metaeol_integrations.hybrid.lexical import BM25Index
 
 try:
     import pytrec_eval
@@ -263,22 +264,8 @@ class BM25Retriever(Retriever):
                 "stemmer": "snowball english" if self.stemmed else None}
 
     def retrieve(self, data: RetrievalData, k: int = RUN_DEPTH) -> tuple[Run, int]:
-        try:
-            import bm25s
-        except ImportError as error:
-            raise missing_extra("eval", "bm25s") from error
-        stemmer = None
-        if self.stemmed:
-            import Stemmer
-
-            stemmer = Stemmer.Stemmer("english")
-        index = bm25s.BM25()
-        index.index(bm25s.tokenize(data.doc_texts, stopwords="en", stemmer=stemmer, show_progress=False),
-                    show_progress=False)
-        tokens = bm25s.tokenize(data.query_texts, stopwords="en", stemmer=stemmer, show_progress=False)
-        docs, scores = index.retrieve(tokens, k=min(k, len(data.doc_ids)), show_progress=False, n_threads=1)
-        run = {query: {data.doc_ids[int(j)]: float(s) for j, s in zip(docs[i], scores[i])}
-               for i, query in enumerate(data.query_ids)}
+        hits = BM25Index(data.doc_texts, stemmed=self.stemmed).search(data.query_texts, k)
+        run = {query: {data.doc_ids[j]: score for j, score in hits[i]} for i, query in enumerate(data.query_ids)}
         return run, 0
 
 
@@ -338,32 +325,17 @@ def write_retrieval_results(out_dir: str | os.PathLike, stem: str, result: Retri
     return json_path, md_path, run_path
 
 
-FUSION_METHODS = ("rrf", "minmax")
-
-
-def fuse_runs(runs: list[Run], method: str = "rrf", weights: list[float] | None = None, rrf_k: int = 60) -> Run:
-    """Hybrid retrieval by ``ranx``: reciprocal-rank fusion (``rrf``: sum of 1 / (k + rank), equal weights, k=60,
-    what LangChain's ``EnsembleRetriever`` and LlamaIndex's ``QueryFusionRetriever`` do by default) or a weighted
-    sum of per-query min-max normalised scores (``minmax``). Each query keeps its best :data:`RUN_DEPTH` documents."""
-    try:
-        from ranx import Run as RanxRun
-        from ranx import fuse
-    except ImportError as error:
-        raise missing_extra("eval", "ranx") from error
-    if method not in FUSION_METHODS:
-        raise ValueError(f"Unknown fusion {method!r}. Fix: use one of {', '.join(FUSION_METHODS)}.")
+def fuse_runs(runs: list[Run], method: str = "rrf", weights: list[float] | None = None, rrf_k: int = 60,
+              candidates: int = RUN_DEPTH) -> Run:
+    """Hybrid retrieval over stored runs, by the formulas the hybrid retrievers use
+    (:mod:`metaeol_integrations.hybrid.fusion`): ``minmax`` / ``zscore`` convex score fusion or weighted ``rrf``
+    (equal weights unless given). Each run contributes its best ``candidates`` documents (trec_eval's order); each
+    query keeps its best :data:`RUN_DEPTH` fused documents."""
     if len({frozenset(run) for run in runs}) != 1:
         raise ValueError("The runs hold different queries. Fix: fuse runs of the same queries.")
-    ranx_runs = [RanxRun({query: dict(docs) for query, docs in run.items()}) for run in runs]
     weights = list(weights or [1 / len(runs)] * len(runs))
-    if len(weights) != len(runs):
-        raise ValueError(f"{len(weights)} weights for {len(runs)} runs. Fix: one weight per run.")
-    with warnings.catch_warnings():
-        # numba's note on an index cast inside ranx's min-max kernel; harmless at these sizes.
-        warnings.simplefilter("ignore")
-        if method == "rrf":
-            fused = fuse(ranx_runs, method="rrf", params={"k": rrf_k})
-        else:
-            fused = fuse(ranx_runs, norm="min-max", method="wsum", params={"weights": weights})
-    return {query: dict(sorted(docs.items(), key=lambda item: item[1], reverse=True)[:RUN_DEPTH])
-            for query, docs in fused.to_dict().items()}
+    fused: Run = {}
+    for query in runs[0]:
+        ranked = [[(doc, run[query][doc]) for doc in _ranked(run[query])] for run in runs]
+        fused[query] = dict(fuse_lists(ranked, weights, method, candidates, rrf_k)[:RUN_DEPTH])
+    return fused

@@ -1,4 +1,4 @@
-"""LangChain integration: :class:`MetaEOLEmbeddings`, an ``Embeddings`` (extra ``langchain``)."""
+"""LangChain integration: :class:`MetaEOLEmbeddings`, an ``Embeddings``, and :func:`hybrid_retriever` (dense + BM25) (extra ``langchain``)."""
 
 from __future__ import annotations
 
@@ -10,5 +10,6 @@ except ImportError as error:  # exercised in a subprocess test
     raise missing_extra("langchain", "langchain-core") from error
 
 from metaeol_integrations.langchain.embeddings import MetaEOLEmbeddings
+from metaeol_integrations.langchain.hybrid import hybrid_retriever
 
-__all__ = ["MetaEOLEmbeddings"]
+__all__ = ["MetaEOLEmbeddings", "hybrid_retriever"]

@@ -1,4 +1,4 @@
-"""LlamaIndex integration: :class:`MetaEOLEmbedding`, a ``BaseEmbedding`` (extra ``llama-index``)."""
+"""LlamaIndex integration: :class:`MetaEOLEmbedding`, a ``BaseEmbedding``, and :func:`hybrid_retriever` (dense + BM25) (extra ``llama-index``)."""
 
 from __future__ import annotations
 
@@ -10,5 +10,6 @@ except ImportError as error:  # exercised in a subprocess test
     raise missing_extra("llama-index", "llama-index-core") from error
 
 from metaeol_integrations.llama_index.embedding import MetaEOLEmbedding
+from metaeol_integrations.llama_index.hybrid import hybrid_retriever
 
-__all__ = ["MetaEOLEmbedding"]
+__all__ = ["MetaEOLEmbedding", "hybrid_retriever"]

@@ -17,8 +17,9 @@ from typing import Any
 from huggingface_hub import ModelCard, ModelCardData
 from sentence_transformers.sentence_transformer.model_card import SentenceTransformerModelCardData
 
-from metaeol_integrations.locations import is_hub_id
 from metaeol_integrations.core.templates import TemplateSet
+from metaeol_integrations.hybrid.fusion import Fusion
+from metaeol_integrations.locations import is_hub_id
 
 CARD_TEMPLATE = Path(__file__).with_name("model_card_template.md")
 # sentence-transformers replaces this placeholder with the repository id when it pushes a saved card.
@@ -43,9 +44,13 @@ class CardFacts:
     card_base_model: str | None = None
     # The compute dtype it was saved from, with why ("bfloat16 (auto: ...)"); None for a card written offline.
     precision: str | None = None
+    # The preset's fusion with BM25 for hybrid retrieval, and what it measured.
+    fusion: Fusion | None = None
+    fusion_measured: str | None = None
 
     @classmethod
-    def of(cls, module: Any, measured: str | None = None, card_base_model: str | None = None) -> CardFacts:
+    def of(cls, module: Any, measured: str | None = None, card_base_model: str | None = None,
+           fusion: Fusion | None = None, fusion_measured: str | None = None) -> CardFacts:
         """The facts of a loaded MetaEOL module."""
         return cls(
             base_model=module.base_model, template_set=module.template_set, layer=module.effective_layer,
@@ -53,6 +58,7 @@ class CardFacts:
             base_model_revision=module.base_model_revision, task_templates=module.task_template_sets,
             dimensions=module.get_embedding_dimension(), measured=measured, card_base_model=card_base_model,
             precision=module.precision.describe() if getattr(module, "precision", None) else None,
+            fusion=fusion, fusion_measured=fusion_measured,
         )
 
     def hub_base_model(self) -> str | None:
@@ -88,6 +94,10 @@ class CardFacts:
             "dimensions": self.dimensions,
             "measured": self.measured,
             "precision": self.precision,
+            "fusion": self.fusion.describe() if self.fusion else None,
+            "fusion_args": (f'method="{self.fusion.method}", dense_weight={self.fusion.dense_weight:g}'
+                            if self.fusion else None),
+            "fusion_measured": self.fusion_measured,
         }
 
 
@@ -103,16 +113,19 @@ def render_model_card(facts: CardFacts, model_id: str | None = None) -> str:
 class MetaEOLModelCardData(SentenceTransformerModelCardData):
     """sentence-transformers card data that renders the MetaEOL card (see the module docstring).
 
-    Set as ``model.model_card_data`` (with ``register_model``); ``measured`` and ``card_base_model`` come from the
-    preset, the rest from the model's MetaEOL module when the card is rendered.
+    Set as ``model.model_card_data`` (with ``register_model``); ``measured``, ``card_base_model`` and the fusion come
+    from the preset, the rest from the model's MetaEOL module when the card is rendered.
     """
 
     measured: str | None = None
     card_base_model: str | None = None
+    fusion: Fusion | None = None
+    fusion_measured: str | None = None
     template_path: Path = field(default=CARD_TEMPLATE, init=False, repr=False)
 
     def _facts(self) -> CardFacts:
-        return CardFacts.of(self.model[0], measured=self.measured, card_base_model=self.card_base_model)
+        return CardFacts.of(self.model[0], measured=self.measured, card_base_model=self.card_base_model,
+                            fusion=self.fusion, fusion_measured=self.fusion_measured)
 
     def to_dict(self) -> dict[str, Any]:
         return self._facts().template_values(self.model_id)

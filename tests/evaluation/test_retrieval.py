@@ -240,7 +240,7 @@ def test_bm25_on_full_scifact_is_within_one_point_of_beirs_published_score():
 
 
 @pytest.mark.slow
-def test_rrf_fusion_scores_are_cormacks_and_order_documents_as_langchains_ensemble_retriever():
+def test_rrf_fusion_scores_are_weighted_cormack_and_order_documents_as_langchains_ensemble_retriever():
     from langchain_classic.retrievers import EnsembleRetriever
     from langchain_community.retrievers import BM25Retriever as LangChainBM25
     from langchain_core.documents import Document
@@ -259,7 +259,7 @@ def test_rrf_fusion_scores_are_cormacks_and_order_documents_as_langchains_ensemb
         expected = {}
         for ranking in ranked:
             for rank, doc in enumerate(ranking, start=1):
-                expected[doc] = expected.get(doc, 0.0) + 1 / (60 + rank)
+                expected[doc] = expected.get(doc, 0.0) + 0.5 / (60 + rank)  # EnsembleRetriever's default weights
         assert fused[query] == pytest.approx(expected)
         order = ensemble.weighted_reciprocal_rank([[Document(page_content=d) for d in r] for r in ranked])
         scores = [fused[query][doc.page_content] for doc in order]
