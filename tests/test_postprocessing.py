@@ -73,6 +73,31 @@ def test_centering_goes_before_normalize_and_saves_and_loads(model, tiny_model_d
     np.testing.assert_array_equal(loaded.encode_document(DOCS), model.encode_document(DOCS))
 
 
+@pytest.mark.slow
+def test_projection_mode_removes_each_vectors_component_along_the_mean_and_round_trips(model, tiny_model_dir, tmp_path):
+    plain = metaeol_integrations.load(str(tiny_model_dir), device="cpu")
+    raw_docs, raw_queries = plain.encode_document(DOCS).astype(np.float64), plain.encode_query(QUERIES).astype(np.float64)
+    unit = raw_docs.mean(axis=0) / np.linalg.norm(raw_docs.mean(axis=0))
+    fit_center(model, DOCS, mode="project")
+    assert model[1].mode == "project"
+    expected = raw_docs - np.outer(raw_docs @ unit, unit)
+    np.testing.assert_allclose(model.encode_document(DOCS), expected, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(model.encode_document(DOCS) @ unit, 0.0, atol=1e-3)
+    np.testing.assert_allclose(model.encode_query(QUERIES), raw_queries - np.outer(raw_queries @ unit, unit),
+                               rtol=1e-4, atol=1e-4)
+    metaeol_integrations.save(model, tmp_path / "projected")
+    loaded = metaeol_integrations.load(str(tmp_path / "projected"))
+    assert loaded[1].mode == "project"
+    np.testing.assert_array_equal(loaded.encode_document(DOCS), model.encode_document(DOCS))
+    # The harness's post-processing on cached vectors computes the same.
+    from metaeol_integrations.evaluation.retrieval import PostProcessing
+
+    queries, documents = PostProcessing(center="corpus", center_mode="project")(raw_queries, raw_docs)
+    np.testing.assert_allclose(documents, expected, atol=1e-9)
+    with pytest.raises(ValueError, match="centering mode"):
+        fit_center(model, DOCS, mode="both")
+
+
 def test_fit_center_refuses_no_texts(model):
     with pytest.raises(ValueError, match="non-empty list"):
         fit_center(model, [])

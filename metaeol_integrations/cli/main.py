@@ -165,7 +165,7 @@ def cmd_fit_center(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
     model = _load_model(args, dtype="float32")  # a saved folder keeps the exact float32 weights unless --dtype says
     if args.embed_filter is not None:
         add_embed_filter(model, args.embed_filter)
-    fit_center(model, texts, batch_size=args.batch_size, show_progress_bar=not args.quiet)
+    fit_center(model, texts, batch_size=args.batch_size, show_progress_bar=not args.quiet, mode=args.mode)
     folder = save(model, args.output_dir, weights=args.weights)
     out.write(f"wrote {folder}: {args.model} with its mean over {len(texts)} documents removed"
               + (f" after EmbedFilter (tau {args.embed_filter})" if args.embed_filter is not None else "") + "\n")
@@ -271,6 +271,8 @@ def build_parser() -> argparse.ArgumentParser:
     center.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     center.add_argument("--embed-filter", type=int, metavar="TAU",
                         help="add EmbedFilter (middle d/TAU singular band of the unembedding) before centering")
+    center.add_argument("--mode", choices=("subtract", "project"), default="subtract",
+                        help="subtract the mean (default) or project out the mean's direction")
     center.add_argument("--weights", choices=("reference", "copy"), help="how to store the LLM (as for export)")
     center.add_argument("--batch-size", type=int, default=16, help="texts per batch (default 16)")
     center.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

@@ -13,6 +13,7 @@ from metaeol_integrations.cli.harness import add_encoder_options, add_view_layer
 from metaeol_integrations.cli.usage import UsageError
 from metaeol_integrations.evaluation.report import file_slug
 from metaeol_integrations.hybrid.fusion import FUSION_METHODS
+from metaeol_integrations.postprocessing.center import CENTER_MODES
 
 
 def cmd_retrieval(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
@@ -82,7 +83,9 @@ def _postprocessing(args: argparse.Namespace, retriever: Any) -> dict[str, Any]:
         center = "texts"
     elif center == "corpus":
         record["center"] = "corpus"
-    retriever.transform = PostProcessing(projection, center, fit_vectors)
+    if center is not None and args.center_mode != "subtract":
+        record["center_mode"] = args.center_mode
+    retriever.transform = PostProcessing(projection, center, fit_vectors, center_mode=args.center_mode)
     return record
 
 
@@ -184,6 +187,8 @@ def add_retrieval_commands(suites: argparse._SubParsersAction, default_model: st
     retrieval.add_argument("--center", metavar="corpus|FILE",
                            help="remove a mean vector from queries and documents, fitted on the evaluated corpus "
                            "('corpus') or on the documents in FILE, one per line (what fit_center adds to a model)")
+    retrieval.add_argument("--center-mode", choices=CENTER_MODES, default="subtract",
+                           help="--center: subtract the mean (default) or project out its direction ('project')")
     add_encoder_options(retrieval, default_model, extra_models=", 'bm25' (bm25s, English stop words), 'bm25-stemmed' (plus Snowball stemming)")
     retrieval.set_defaults(handler=cmd_retrieval, harness_chunks=True)
 

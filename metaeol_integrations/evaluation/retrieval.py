@@ -163,18 +163,22 @@ def embed_filter_projection(module: Any, tau: int) -> np.ndarray:
 class PostProcessing:
     """Post-pooling steps the harness applies to cached vectors, so each is measured without re-embedding:
     EmbedFilter's projection (``projection``, k x d) and then removal of a mean: of the evaluated corpus's document
-    vectors (``center="corpus"``) or of ``fit_vectors`` (``center="texts"``: documents of your choice). They compute
-    what :func:`metaeol_integrations.add_embed_filter` and :func:`metaeol_integrations.fit_center` add to a model."""
+    vectors (``center="corpus"``) or of ``fit_vectors`` (``center="texts"``: documents of your choice), either the
+    mean itself (``center_mode="subtract"``) or each vector's component along it (``"project"``). They compute what
+    :func:`metaeol_integrations.add_embed_filter` and :func:`metaeol_integrations.fit_center` add to a model."""
 
     projection: np.ndarray | None = None
     center: str | None = None
     fit_vectors: np.ndarray | None = None
+    center_mode: str = "subtract"
 
     def __post_init__(self) -> None:
         if self.center not in (None, "corpus", "texts"):
             raise ValueError(f"Unknown centering {self.center!r}. Fix: use 'corpus' or 'texts'.")
         if (self.center == "texts") != (self.fit_vectors is not None):
             raise ValueError("center='texts' needs fit_vectors (and only it uses them).")
+        if self.center_mode not in ("subtract", "project"):
+            raise ValueError(f"Unknown centering mode {self.center_mode!r}. Fix: use 'subtract' or 'project'.")
 
     def __call__(self, queries: np.ndarray, documents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         # Kept beside the modules (postprocessing/) because it applies to cached vectors of any layer, so a grid
@@ -183,7 +187,12 @@ class PostProcessing:
         queries, documents = project(queries), project(documents)
         if self.center is not None:
             mean = (documents if self.center == "corpus" else project(self.fit_vectors)).mean(axis=0)
-            queries, documents = queries - mean, documents - mean
+            if self.center_mode == "subtract":
+                queries, documents = queries - mean, documents - mean
+            else:
+                unit = mean / max(np.linalg.norm(mean), 1e-12)
+                queries = queries - np.outer(queries @ unit, unit)
+                documents = documents - np.outer(documents @ unit, unit)
         return queries, documents
 
 

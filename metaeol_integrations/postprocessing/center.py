@@ -1,9 +1,13 @@
-"""Corpus mean removal: subtract the mean embedding of the user's documents from every vector.
+"""Corpus mean removal: subtract the mean embedding of the user's documents from every vector, or only each vector's
+component along the mean's direction (``mode="project"``).
 
 Decoder-LLM last-token states share one large common direction (unrelated sentences reach cosine 0.8), which
 swamps the differences retrieval ranks on. Removing a corpus mean is the classic fix (e.g. "all-but-the-top",
 Mu & Viswanath 2018, its first step). The mean is fitted once on a sample of documents, kept as a buffer, saved in
 the model folder (safetensors) and applied to queries and documents alike, so cosine ranks change but nothing else.
+The second mode removes the projection onto the mean direction, x - (x . u) u with u the unit mean (the
+training-free "mean bias" correction studied on many embedding models in 2025): it keeps the part of each vector
+that is orthogonal to the common direction, including the mean's own orthogonal offset the first mode removes.
 """
 
 from __future__ import annotations
@@ -17,6 +21,9 @@ from sentence_transformers.base.modules import Module
 
 from metaeol_integrations.postprocessing.stack import place_module, without_modules
 
+CENTER_MODES = ("subtract", "project")
+"""``subtract``: x - mean; ``project``: x - (x . u) u, u = mean / |mean| (the mean direction removed)."""
+
 
 class CorpusCenter(Module):
     """Subtracts a fixed mean vector from ``sentence_embedding``.
@@ -25,13 +32,17 @@ class CorpusCenter(Module):
         dimension: Size of the vectors it receives.
         num_texts: How many texts the mean was fitted on (0: not fitted, the mean is zero).
         mean: The mean vector; zeros when omitted (then the module changes nothing).
+        mode: ``subtract`` (the mean) or ``project`` (each vector's component along the mean's direction).
     """
 
-    config_keys: list[str] = ["dimension", "num_texts"]
+    config_keys: list[str] = ["dimension", "num_texts", "mode"]
 
-    def __init__(self, dimension: int, num_texts: int = 0, mean: torch.Tensor | None = None) -> None:
+    def __init__(self, dimension: int, num_texts: int = 0, mean: torch.Tensor | None = None,
+                 mode: str = "subtract") -> None:
         super().__init__()
-        self.dimension, self.num_texts = int(dimension), int(num_texts)
+        if mode not in CENTER_MODES:
+            raise ValueError(f"Unknown centering mode {mode!r}. Fix: use one of {', '.join(CENTER_MODES)}.")
+        self.dimension, self.num_texts, self.mode = int(dimension), int(num_texts), mode
         if mean is None:
             mean = torch.zeros(self.dimension)
         if tuple(mean.shape) != (self.dimension,):
@@ -40,7 +51,13 @@ class CorpusCenter(Module):
 
     def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         vectors = features["sentence_embedding"]
-        features["sentence_embedding"] = vectors - self.mean.to(device=vectors.device, dtype=vectors.dtype)
+        mean = self.mean.to(device=vectors.device, dtype=vectors.dtype)
+        if self.mode == "subtract":
+            features["sentence_embedding"] = vectors - mean
+        else:
+            norm = torch.linalg.vector_norm(mean)
+            direction = mean / norm if norm > 0 else mean  # an unfitted (zero) mean changes nothing
+            features["sentence_embedding"] = vectors - (vectors @ direction)[:, None] * direction
         return features
 
     def get_embedding_dimension(self) -> int:
@@ -57,13 +74,16 @@ class CorpusCenter(Module):
         hub_kwargs = {"subfolder": subfolder, "token": token, "cache_folder": cache_folder, "revision": revision,
                       "local_files_only": local_files_only}
         config = cls.load_config(model_name_or_path=model_name_or_path, **hub_kwargs)
-        module = cls(dimension=config["dimension"], num_texts=config.get("num_texts", 0))
+        # Folders saved before the mode existed subtract the mean.
+        module = cls(dimension=config["dimension"], num_texts=config.get("num_texts", 0),
+                     mode=config.get("mode", "subtract"))
         return cls.load_torch_weights(model_name_or_path=model_name_or_path, model=module, **hub_kwargs)
 
 
 def fit_center(model: SentenceTransformer, texts: Sequence[str], batch_size: int = 16,
-               show_progress_bar: bool | None = None) -> SentenceTransformer:
-    """Fit corpus mean removal on ``texts`` (a sample of the documents you will index) and add it to ``model``.
+               show_progress_bar: bool | None = None, mode: str = "subtract") -> SentenceTransformer:
+    """Fit corpus mean removal on ``texts`` (a sample of the documents you will index) and add it to ``model``;
+    ``mode="project"`` removes only the mean's direction (see :data:`CENTER_MODES`).
 
     The texts are encoded as documents (``encode_document``) by every module before the centering step; a model
     that already has a :class:`CorpusCenter` gets its mean replaced. Returns ``model`` (changed in place); save it
@@ -72,6 +92,8 @@ def fit_center(model: SentenceTransformer, texts: Sequence[str], batch_size: int
     from sentence_transformers.base.modules import Normalize
 
     texts = list(texts)
+    if mode not in CENTER_MODES:
+        raise ValueError(f"Unknown centering mode {mode!r}. Fix: use one of {', '.join(CENTER_MODES)}.")
     if not texts or not all(isinstance(text, str) for text in texts):
         raise ValueError("fit_center needs a non-empty list of texts. Fix: pass a sample of your documents.")
     # The mean of the vectors that will reach the centering step: no old mean removed, not normalised yet.
@@ -79,7 +101,7 @@ def fit_center(model: SentenceTransformer, texts: Sequence[str], batch_size: int
         vectors = model.encode_document(texts, batch_size=batch_size, convert_to_tensor=True,
                                         normalize_embeddings=False, show_progress_bar=show_progress_bar)
     vectors = vectors.to(torch.float64)
-    center = CorpusCenter(vectors.shape[1], num_texts=len(texts), mean=vectors.mean(dim=0).cpu())
+    center = CorpusCenter(vectors.shape[1], num_texts=len(texts), mean=vectors.mean(dim=0).cpu(), mode=mode)
     place_module(model, center, replace=CorpusCenter)
     return model
 
