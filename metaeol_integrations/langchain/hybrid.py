@@ -51,9 +51,10 @@ class BM25Retriever(BaseRetriever):
         """The ``k`` best documents with their BM25 scores, best first."""
         return [(self.documents[j], score) for j, score in self._index.search([query], k or self.k)[0]]
 
-    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
+    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun,
+                                k: int | None = None) -> list[Document]:
         return [document.model_copy(update={"metadata": {**document.metadata, "bm25_score": score}})
-                for document, score in self.scored(query)]
+                for document, score in self.scored(query, k)]
 
 
 class ScoreFusionRetriever(BaseRetriever):
@@ -71,13 +72,14 @@ class ScoreFusionRetriever(BaseRetriever):
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
-    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
+    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun,
+                                k: int | None = None) -> list[Document]:
         dense = self.vector_store.similarity_search_with_score(query, k=self.fusion.candidates)
         lexical = self.lexical.scored(query, self.fusion.candidates)
         by_key = {_key(document): document for document, _ in [*dense, *lexical]}
         fused = fuse_ranked([(_key(d), s) for d, s in dense], [(_key(d), s) for d, s in lexical], self.fusion)
         return [by_key[key].model_copy(update={"metadata": {**by_key[key].metadata, "fusion_score": score}})
-                for key, score in fused[: self.k]]
+                for key, score in fused[: k or self.k]]
 
 
 def hybrid_retriever(documents: Iterable[Document | str], model: str = DEFAULT_PRESET, k: int = 10, *,
