@@ -40,7 +40,13 @@ class TestMetaEOLEmbeddingsIntegration(_OnTinyModel, EmbeddingsIntegrationTests)
     pass
 
 
-class TestBM25RetrieverStandard(RetrieversIntegrationTests):
+class _HybridQuery:
+    @property
+    def retriever_query_example(self) -> str:
+        return "guitar music"
+
+
+class TestBM25RetrieverStandard(_HybridQuery, RetrieversIntegrationTests):
     """The bm25s retriever behind langchain.hybrid_retriever, through LangChain's standard retriever suite."""
 
     @property
@@ -51,12 +57,8 @@ class TestBM25RetrieverStandard(RetrieversIntegrationTests):
     def retriever_constructor_params(self) -> dict:
         return {"documents": [Document(page_content=text) for text in HYBRID_TEXTS]}
 
-    @property
-    def retriever_query_example(self) -> str:
-        return "guitar music"
 
-
-class TestScoreFusionRetrieverStandard(RetrieversIntegrationTests):
+class TestScoreFusionRetrieverStandard(_HybridQuery, RetrieversIntegrationTests):
     """The convex-fusion retriever, over an in-memory store of LangChain's deterministic fake embeddings."""
 
     @property
@@ -69,7 +71,3 @@ class TestScoreFusionRetrieverStandard(RetrieversIntegrationTests):
         store = InMemoryVectorStore.from_documents(documents, DeterministicFakeEmbedding(size=16))
         return {"vector_store": store, "lexical": BM25Retriever(documents=documents, k=len(documents)),
                 "fusion": Fusion("zscore", 0.2)}
-
-    @property
-    def retriever_query_example(self) -> str:
-        return "guitar music"
