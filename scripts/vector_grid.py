@@ -45,7 +45,7 @@ def embed(preset: str, texts: list[str], task: str, cache_dir: str | None) -> np
 
     encoder = build_encoder(preset, dtype="float32")
     cache = EmbeddingCache(cache_dir, {**encoder.identity(), "task": task})
-    return cache.get_or_compute(texts, lambda chunk: encoder.encode(chunk, task=task), description=f"{task}s")["embedding"]
+    return cache.get_or_compute(texts, lambda chunk: encoder.encode(chunk, task=task), description=f"{task} texts")["embedding"]
 
 
 def ndcg(run: dict, qrels: dict, queries: list[str]) -> dict[str, float]:
