@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,8 @@ from metaeol_integrations.sources import (
     Source,
     resolve_source,
 )
+
+logger = logging.getLogger(__name__)
 
 
 # Names the dtype load() uses when model_kwargs names none (e.g. "float32" for exact vectors everywhere).
@@ -127,11 +130,25 @@ def _check_module_types(source: Source) -> None:
 
 
 def _add_preset_postprocessing(model: SentenceTransformer, preset: Preset) -> None:
-    """A preset's EmbedFilter, as a module after MetaEOL (saved with the model)."""
+    """A preset's EmbedFilter and shipped centering, as modules after MetaEOL (saved with the model).
+
+    The shipped mean was fitted on the preset's own vectors, so it is left out when the options change what the
+    vectors are (templates, layer, methods...; not max_seq_length, which only cuts long texts)."""
     from metaeol_integrations.postprocessing import add_embed_filter
+    from metaeol_integrations.postprocessing.center import shipped_center
+    from metaeol_integrations.postprocessing.stack import place_module
 
     if preset.embed_filter is not None:
         add_embed_filter(model, preset.embed_filter)
+    if preset.center is not None:
+        def geometry(recipe: Recipe) -> dict[str, Any]:
+            return {key: value for key, value in recipe.vector_identity().items() if key != "max_seq_length"}
+
+        if geometry(model[0].recipe) == geometry(preset.recipe):
+            place_module(model, shipped_center(*preset.center))
+        else:
+            logger.info("%s: its shipped centering fits its own recipe and is left out with these options "
+                        "(fit_center fits one for yours).", preset.name)
 
 
 def _load_sentence_transformer(

@@ -31,7 +31,7 @@ row() {  # label, sts limit, metaeol eval options...
 for which in "${@:-smollm2 gemma3}"; do
   for spec in $which; do
     case "$spec" in
-      smollm2) model=metaeol-smollm2-135m name=smollm2-135m sts="${SMOL_STS:-500}" dev="${DEV_LIMIT:-500}"
+      smollm2) model=metaeol-smollm2-135m-paper name=smollm2-135m sts="${SMOL_STS:-500}" dev="${DEV_LIMIT:-500}"
                exits=2,3,5,7,9,12,15 layers=2,4,6,9,12 ;;
       gemma3)  model=metaeol-gemma3-270m name=gemma3-270m sts="${GEMMA_STS:-250}" dev="${GEMMA_DEV_LIMIT:-250}"
                exits=2,3,5,7,9,12 layers=2,4,6,9 ;;

@@ -32,7 +32,7 @@ run_stsb_full() {  # label, metaeol eval options...: the whole STS-B test set (1
 }
 best_layer() { python3 -c "import json,sys;print(json.load(open(sys.argv[1]))['best_layer'])" "$1"; }
 
-for spec in "metaeol-smollm2-135m smollm2-135m $SMOL_STS $SMOL_TRANSFER 1 $DEV_LIMIT" \
+for spec in "metaeol-smollm2-135m-paper smollm2-135m $SMOL_STS $SMOL_TRANSFER 1 $DEV_LIMIT" \
             "metaeol-gemma3-270m gemma3-270m $GEMMA_STS $GEMMA_TRANSFER 0 $GEMMA_DEV_LIMIT"; do
   read -r model name sts transfer full dev <<< "$spec"
   if [ ! -f "$OUT/$name-MetaEOL-tune-layer.json" ]; then

@@ -42,7 +42,7 @@ fuse() {  # label, method (rrf | minmax), task-split, the fused runs' file stems
 }
 
 main() {  # one function, read whole before it runs: editing this file during a run cannot derail it
-smol=metaeol-smollm2-135m
+smol=metaeol-smollm2-135m-paper  # the paper's vectors (the default preset minus its shipped centering)
 # Full corpora: the lexical baselines and the trained reference encoder.
 for task in scifact nfcorpus; do
   row "BM25" "$task" 0 --model bm25

@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-docs/results}"
 METAEOL=".venv/bin/metaeol"
-smol=metaeol-smollm2-135m
+smol=metaeol-smollm2-135m-paper  # the paper's vectors (the default preset minus its shipped centering)
 slug() { printf '%s' "$1" | sed -E 's/[^A-Za-z0-9._-]+/-/g; s/^-+//; s/-+$//'; }
 
 rows() {  # template set, label stem

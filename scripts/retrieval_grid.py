@@ -48,7 +48,7 @@ def slug_of(label: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="metaeol-smollm2-135m")
+    parser.add_argument("--model", default="metaeol-smollm2-135m-paper")
     parser.add_argument("--templates")
     parser.add_argument("--query-templates")
     parser.add_argument("--pooling", default="last-token")

@@ -6,7 +6,11 @@ The fit sample (seeded, 1,000 sentences): 500 STS-B train sentences and 100 from
 and TREC train: news, captions, forums, reviews, questions; nothing from STS-B dev. Both CorpusCenter modes are
 scored. Vectors come through the embedding cache (the fit sample takes about 3 min in float32 here).
 
-Usage: python scripts/spread_center.py [--preset metaeol-smollm2-135m] [--out docs/results/spread]
+With --retrieval the same mean is checked on the retrieval dev halves (SciFact 500-document sample, NFCorpus
+800-document / 20-query sample), nDCG@10 of the centred against the plain vectors, paired over queries; in the dtype
+given (default auto: what users run; about 40 min here in bfloat16 for MetaEOL's eight prompts per abstract).
+
+Usage: python scripts/spread_center.py [--preset metaeol-smollm2-135m-paper] [--retrieval] [--out docs/results/spread]
 """
 
 from __future__ import annotations
@@ -44,13 +48,46 @@ def fit_sentences(n_per_set: int = 100, seed: int = 0) -> list[str]:
     return list(dict.fromkeys(chosen))
 
 
-def embed(preset: str, texts: list[str], cache_dir: str | None) -> np.ndarray:
+def embed(preset: str, texts: list[str], cache_dir: str | None, task: str | None = None,
+          dtype: str = "float32") -> np.ndarray:
     from metaeol_integrations.evaluation.cache import EmbeddingCache
     from metaeol_integrations.evaluation.encoders import build_encoder
 
-    encoder = build_encoder(preset, dtype="float32")
-    cache = EmbeddingCache(cache_dir, encoder.identity())
-    return cache.get_or_compute(texts, encoder.encode, description=preset)["embedding"].astype(np.float64)
+    encoder = build_encoder(preset, dtype=dtype)
+    cache = EmbeddingCache(cache_dir, {**encoder.identity(), **({"task": task} if task else {})})
+    return cache.get_or_compute(texts, lambda chunk: encoder.encode(chunk, task=task),
+                                description=f"{preset} {task or 'texts'}")["embedding"].astype(np.float64)
+
+
+RETRIEVAL_SAMPLES = {"scifact": {"corpus_sample": 500}, "nfcorpus": {"queries": 20, "corpus_sample": 800}}
+
+
+def retrieval_rows(preset: str, mean: np.ndarray, cache_dir: str | None, dtype: str, resamples: int) -> list[dict]:
+    """nDCG@10 of the centred vectors against the plain ones on each set's dev half (and test half), paired."""
+    from metaeol_integrations.evaluation.beir import evaluation_data, split_queries
+    from metaeol_integrations.evaluation.paired import QueryScores, paired_query_bootstrap
+    from metaeol_integrations.evaluation.retrieval import cosine_scores, score_run, top_k_run
+
+    rows = []
+    for task, sampling in RETRIEVAL_SAMPLES.items():
+        data, _ = evaluation_data(task, **sampling)
+        queries = embed(preset, data.query_texts, cache_dir, "query", dtype)
+        documents = embed(preset, data.doc_texts, cache_dir, "document", dtype)
+        scored = {}
+        for name, mode in (("as is", None), ("subtract", "subtract"), ("project", "project")):
+            q, d = (queries, documents) if mode is None else (centred(queries, mean, mode), centred(documents, mean, mode))
+            per_query = score_run(top_k_run(cosine_scores(q, d), data.query_ids, data.doc_ids), data.qrels)
+            scored[name] = {query: values["ndcg_at_10"] for query, values in per_query.items()}
+        for split in ("dev", "test"):
+            half = split_queries(data.query_ids, split)
+            base = QueryScores(task, half, {"ndcg_at_10": np.asarray([scored["as is"][q] for q in half])}, "ndcg_at_10")
+            for name in ("subtract", "project"):
+                variant = QueryScores(task, half, {"ndcg_at_10": np.asarray([scored[name][q] for q in half])},
+                                      "ndcg_at_10")
+                diff = paired_query_bootstrap(variant, base, resamples=resamples).average
+                rows.append({"task": task, "split": split, "variant": name, "n": diff.n, "score": diff.score_a,
+                             "as_is": diff.score_b, "diff": diff.difference, "low": diff.ci_low, "high": diff.ci_high})
+    return rows
 
 
 def centred(vectors: np.ndarray, mean: np.ndarray | None, mode: str) -> np.ndarray:
@@ -64,9 +101,11 @@ def centred(vectors: np.ndarray, mean: np.ndarray | None, mode: str) -> np.ndarr
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", default="metaeol-smollm2-135m")
+    parser.add_argument("--preset", default="metaeol-smollm2-135m-paper", help="the model whose vectors the mean is fitted on (the paper's vectors)")
     parser.add_argument("--cache-dir")
     parser.add_argument("--resamples", type=int, default=1000)
+    parser.add_argument("--retrieval", action="store_true", help="also check the mean on the retrieval dev halves")
+    parser.add_argument("--dtype", default="auto", help="--retrieval: the dtype of the retrieval vectors")
     parser.add_argument("--out", default="docs/results/spread")
     args = parser.parse_args()
     from metaeol_integrations.evaluation.data import read_sts_benchmark
@@ -104,6 +143,9 @@ def main() -> None:
     record = {"preset": args.preset, "fit_texts": len(fit), "fit_sample": "500 STS-B train + 100 each of SICK train, "
               "MR, CR, SUBJ, TREC train (seed 0)", "data": f"STS-B dev, {len(gold)} pairs", "rows": rows,
               "mean": mean.tolist()}
+    if args.retrieval:
+        record["retrieval_dtype"] = args.dtype
+        record["retrieval"] = retrieval_rows(args.preset, mean, args.cache_dir, args.dtype, args.resamples)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{args.preset}.json").write_text(json.dumps(record, indent=1), encoding="utf-8")
@@ -125,6 +167,13 @@ def markdown(record: dict) -> str:
                      f"({row['unrelated_n']}) | {row['related_mean']:.3f} ({row['related_n']}) | "
                      f"{row['cos_p05']:.3f}-{row['cos_p95']:.3f} | {row['example_unrelated']:.3f} / "
                      f"{row['example_paraphrase']:.3f} |")
+    if record.get("retrieval"):
+        lines += ["", f"Retrieval with the same mean (vectors in {record['retrieval_dtype']}; SciFact 500-document sample, "
+                  "NFCorpus 800-document / 20-query sample; nDCG@10, centred - as is, paired 95% interval):", "",
+                  "| set | half | N | centring | nDCG@10 | as is | difference [95% CI] |", "|---|---|---|---|---|---|---|"]
+        for row in record["retrieval"]:
+            lines.append(f"| {row['task']} | {row['split']} | {row['n']} | {row['variant']} | {row['score']:.2f} | "
+                         f"{row['as_is']:.2f} | {row['diff']:+.2f} [{row['low']:+.2f}, {row['high']:+.2f}] |")
     return "\n".join(lines) + "\n"
 
 

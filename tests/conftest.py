@@ -110,10 +110,11 @@ def smollm2_gguf_path() -> str:
 
 @pytest.fixture(scope="session")
 def smollm2():
-    """The offline default preset, as users load it."""
+    """The offline default model's exact MetaEOL vectors (the default preset without its shipped centering, which
+    tests/test_shipped_center.py checks on top of these)."""
     import metaeol_integrations
 
-    return metaeol_integrations.load("metaeol-smollm2-135m", device="cpu")
+    return metaeol_integrations.load("metaeol-smollm2-135m-paper", device="cpu")
 
 
 @pytest.fixture(scope="session")

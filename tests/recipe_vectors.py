@@ -46,7 +46,7 @@ def recipe_vectors(name: str) -> np.ndarray:
 
     options, method = RECIPES[name]
     options = dict(options)
-    model = metaeol_integrations.load(options.pop("name", "metaeol-smollm2-135m"), device="cpu", **options)
+    model = metaeol_integrations.load(options.pop("name", "metaeol-smollm2-135m-paper"), device="cpu", **options)
     return getattr(model, method)(TEXTS, batch_size=3, convert_to_numpy=True)
 
 

@@ -22,7 +22,7 @@ def test_the_presets_the_design_card_names_exist():
     } <= set(PRESETS)
     assert PRESETS["prompteol-llama2-7b"].recipe == Recipe(templates="prompteol")
     offline = [name for name, preset in PRESETS.items() if preset.runs_offline]
-    assert offline == ["metaeol-smollm2-135m", "metaeol-plus-smollm2-135m", "metaeol-rag-smollm2-135m",
+    assert offline == ["metaeol-smollm2-135m-paper", "metaeol-smollm2-135m", "metaeol-plus-smollm2-135m", "metaeol-rag-smollm2-135m",
                        "metaeol-gemma3-270m", "metaeol-plus-gemma3-270m", "metaeol-rag-gemma3-270m"]
 
 

@@ -13,6 +13,7 @@ that is orthogonal to the common direction, including the mean's own orthogonal 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -78,6 +79,19 @@ class CorpusCenter(Module):
         module = cls(dimension=config["dimension"], num_texts=config.get("num_texts", 0),
                      mode=config.get("mode", "subtract"))
         return cls.load_torch_weights(model_name_or_path=model_name_or_path, model=module, **hub_kwargs)
+
+
+SHIPPED_MEANS = Path(__file__).with_name("means")
+"""Centering means fitted once on a fixed sample of sentences and shipped with presets (``Preset.center``)."""
+
+
+def shipped_center(filename: str, mode: str = "subtract") -> CorpusCenter:
+    """The :class:`CorpusCenter` of a mean shipped in the package (``postprocessing/means/<filename>``)."""
+    from safetensors import safe_open
+
+    with safe_open(str(SHIPPED_MEANS / filename), framework="pt") as handle:
+        mean, meta = handle.get_tensor("mean"), handle.metadata() or {}
+    return CorpusCenter(mean.shape[0], num_texts=int(meta.get("num_texts", 0)), mean=mean, mode=mode)
 
 
 def fit_center(model: SentenceTransformer, texts: Sequence[str], batch_size: int = 16,
