@@ -184,6 +184,8 @@ def _methods_label(preset: Preset) -> str:
         parts.append(f"chunks {recipe.chunk_tokens}")
     if preset.embed_filter is not None:
         parts.append(f"EmbedFilter d/{preset.embed_filter}")
+    if preset.center is not None:
+        parts.append(f"shipped centering ({preset.center[1]})")
     return " + ".join(parts) or "-"
 
 
