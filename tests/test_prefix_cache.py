@@ -79,7 +79,7 @@ def test_longest_matching_candidate_is_used(smollm2):
 
 
 def test_cached_equals_uncached_on_smollm2(smollm2):
-    uncached = metaeol_integrations.load("metaeol-smollm2-135m", device="cpu", prefix_cache=False)
+    uncached = metaeol_integrations.load("metaeol-smollm2-135m-paper", device="cpu", prefix_cache=False)
     texts = MIXED[:6] + MIXED[8:11]
     smollm2.max_seq_length = uncached.max_seq_length = 128
     try:
