@@ -196,3 +196,22 @@ def test_model_card_states_the_fusion_and_how_to_build_the_hybrid():
     assert 'hybrid_retriever(documents, model="me/rag", k=10, fusion=Fusion(method="zscore", dense_weight=0.2))' in card
     assert "Hybrid retrieval" not in render_model_card(CardFacts(base_model="x/y", template_set=recipe.templates,
                                                                  layer=-1, max_seq_length=512, weights="copy"))
+
+
+def test_a_query_without_any_bm25_match_keeps_the_dense_order():
+    """BM25 scores every document 0 for a query of stop words or unknown words; the fusion then gives BM25's side 0
+    for all (LlamaIndex's rule for equal scores) and the dense ranking decides."""
+    from langchain_core.documents import Document
+    from langchain_core.embeddings import DeterministicFakeEmbedding
+    from langchain_core.vectorstores import InMemoryVectorStore
+
+    from metaeol_integrations.langchain.hybrid import BM25Retriever, ScoreFusionRetriever
+
+    documents = [Document(page_content=text, id=str(i)) for i, text in enumerate(synthetic_corpus(12))]
+    store = InMemoryVectorStore.from_documents(documents, DeterministicFakeEmbedding(size=16))
+    for method in ("minmax", "zscore"):
+        retriever = ScoreFusionRetriever(vector_store=store, lexical=BM25Retriever(documents=documents, k=12),
+                                         fusion=Fusion(method, 0.2), k=5)
+        for query in ("the a", "zebra"):
+            dense = [document.id for document, _ in store.similarity_search_with_score(query, k=5)]
+            assert [document.id for document in retriever.invoke(query)] == dense
