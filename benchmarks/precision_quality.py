@@ -27,14 +27,9 @@ RETRIEVAL_PRESETS = ("metaeol-rag-smollm2-135m", "metaeol-rag-gemma3-270m")
 
 
 def embed(preset: str, dtype: str, texts: list[str], cache_dir: str | None, task: str | None = None) -> np.ndarray:
-    from metaeol_integrations.evaluation.cache import EmbeddingCache
-    from metaeol_integrations.evaluation.encoders import build_encoder
+    from metaeol_integrations.evaluation.encoders import build_encoder, encode_cached
 
-    encoder = build_encoder(preset, dtype=dtype)
-    cache = EmbeddingCache(cache_dir, {**encoder.identity(), **({"task": task} if task else {})})
-    arrays = cache.get_or_compute(texts, lambda chunk: encoder.encode(chunk, task=task),
-                                  description=f"{preset} {dtype}")
-    return arrays["embedding"]
+    return encode_cached(build_encoder(preset, dtype=dtype), texts, task, cache_dir, f"{preset} {dtype}")["embedding"]
 
 
 def sts_row(preset: str, pairs: int, cache_dir: str | None, resamples: int) -> dict:

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from metaeol_integrations.evaluation.beir import evaluation_data
-from metaeol_integrations.evaluation.paired import QueryScores, paired_query_bootstrap
-from metaeol_integrations.evaluation.retrieval import MAIN_METRIC, METRICS, fuse_runs, read_trec_run, score_run
+from metaeol_integrations.evaluation.paired import paired_per_query
+from metaeol_integrations.evaluation.retrieval import MAIN_METRIC, fuse_runs, read_trec_run, score_run
 from metaeol_integrations.hybrid.fusion import FUSION_METHODS, Fusion
 
 TASKS = ("scifact", "nfcorpus")
@@ -48,14 +48,9 @@ def _mean_ndcg(per_query: dict, queries: list[str]) -> float:
     return float(np.mean([per_query[q][MAIN_METRIC] for q in queries]))
 
 
-def _query_scores(task: str, per_query: dict, queries: list[str]) -> QueryScores:
-    return QueryScores(task, list(queries), {m: np.asarray([per_query[q][m] for q in queries]) for m in METRICS},
-                       MAIN_METRIC)
-
-
 def _interval(a: dict, b: dict, task: str, queries: list[str], resamples: int) -> dict:
-    row = paired_query_bootstrap(_query_scores(task, a, queries), _query_scores(task, b, queries),
-                                 resamples=resamples).average
+    row = paired_per_query({q: a[q][MAIN_METRIC] for q in queries}, {q: b[q][MAIN_METRIC] for q in queries}, queries,
+                           task, MAIN_METRIC, resamples)
     return {"diff": row.difference, "low": row.ci_low, "high": row.ci_high, "n": row.n}
 
 

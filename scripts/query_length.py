@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from metaeol_integrations.evaluation.beir import read_beir
-from metaeol_integrations.evaluation.paired import QueryScores, paired_query_bootstrap
+from metaeol_integrations.evaluation.paired import paired_per_query
 
 
 def _per_query(path: str) -> tuple[str, str, str, dict[str, float]]:
@@ -36,10 +36,7 @@ def compare(path_a: str, path_b: str, resamples: int = 1000) -> list[str]:
     lines = []
     for name, queries in zip(("short", "middle", "long"), thirds):
         queries = list(queries)
-        rows = paired_query_bootstrap(
-            QueryScores(task, queries, {"ndcg_at_10": np.asarray([a[q] for q in queries])}, "ndcg_at_10"),
-            QueryScores(task, queries, {"ndcg_at_10": np.asarray([b[q] for q in queries])}, "ndcg_at_10"),
-            resamples=resamples).average
+        rows = paired_per_query(a, b, queries, task, resamples=resamples)
         span = f"{words[queries[0]]}-{words[queries[-1]]}"
         lines.append(f"| {label_a} vs {label_b} | {task} {split} | {name} ({span} words) | {rows.n} | "
                      f"{rows.score_a:.2f} | {rows.score_b:.2f} | {rows.difference:+.2f} [{rows.ci_low:+.2f}, "

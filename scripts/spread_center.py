@@ -25,6 +25,7 @@ import numpy as np
 
 from metaeol_integrations.evaluation.paired import STSPredictions, paired_bootstrap
 from metaeol_integrations.evaluation.sts import cosine_similarities
+from metaeol_integrations.postprocessing.center import remove_mean
 
 EXAMPLE = ("A man is playing a guitar.", "The stock market fell today.", "Someone is playing an instrument.")
 
@@ -50,13 +51,10 @@ def fit_sentences(n_per_set: int = 100, seed: int = 0) -> list[str]:
 
 def embed(preset: str, texts: list[str], cache_dir: str | None, task: str | None = None,
           dtype: str = "float32") -> np.ndarray:
-    from metaeol_integrations.evaluation.cache import EmbeddingCache
-    from metaeol_integrations.evaluation.encoders import build_encoder
+    from metaeol_integrations.evaluation.encoders import build_encoder, encode_cached
 
-    encoder = build_encoder(preset, dtype=dtype)
-    cache = EmbeddingCache(cache_dir, {**encoder.identity(), **({"task": task} if task else {})})
-    return cache.get_or_compute(texts, lambda chunk: encoder.encode(chunk, task=task),
-                                description=f"{preset} {task or 'texts'}")["embedding"].astype(np.float64)
+    return encode_cached(build_encoder(preset, dtype=dtype), texts, task, cache_dir,
+                         f"{preset} {task or 'texts'}")["embedding"].astype(np.float64)
 
 
 RETRIEVAL_SAMPLES = {"scifact": {"corpus_sample": 500}, "nfcorpus": {"queries": 20, "corpus_sample": 800}}
@@ -65,7 +63,7 @@ RETRIEVAL_SAMPLES = {"scifact": {"corpus_sample": 500}, "nfcorpus": {"queries": 
 def retrieval_rows(preset: str, mean: np.ndarray, cache_dir: str | None, dtype: str, resamples: int) -> list[dict]:
     """nDCG@10 of the centred vectors against the plain ones on each set's dev half (and test half), paired."""
     from metaeol_integrations.evaluation.beir import evaluation_data, split_queries
-    from metaeol_integrations.evaluation.paired import QueryScores, paired_query_bootstrap
+    from metaeol_integrations.evaluation.paired import paired_per_query
     from metaeol_integrations.evaluation.retrieval import cosine_scores, score_run, top_k_run
 
     rows = []
@@ -80,23 +78,15 @@ def retrieval_rows(preset: str, mean: np.ndarray, cache_dir: str | None, dtype: 
             scored[name] = {query: values["ndcg_at_10"] for query, values in per_query.items()}
         for split in ("dev", "test"):
             half = split_queries(data.query_ids, split)
-            base = QueryScores(task, half, {"ndcg_at_10": np.asarray([scored["as is"][q] for q in half])}, "ndcg_at_10")
             for name in ("subtract", "project"):
-                variant = QueryScores(task, half, {"ndcg_at_10": np.asarray([scored[name][q] for q in half])},
-                                      "ndcg_at_10")
-                diff = paired_query_bootstrap(variant, base, resamples=resamples).average
+                diff = paired_per_query(scored[name], scored["as is"], half, task, resamples=resamples)
                 rows.append({"task": task, "split": split, "variant": name, "n": diff.n, "score": diff.score_a,
                              "as_is": diff.score_b, "diff": diff.difference, "low": diff.ci_low, "high": diff.ci_high})
     return rows
 
 
 def centred(vectors: np.ndarray, mean: np.ndarray | None, mode: str) -> np.ndarray:
-    if mean is None:
-        return vectors
-    if mode == "subtract":
-        return vectors - mean
-    unit = mean / np.linalg.norm(mean)
-    return vectors - np.outer(vectors @ unit, unit)
+    return vectors if mean is None else remove_mean(vectors, mean, mode)
 
 
 def main() -> None:

@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from metaeol_integrations.evaluation.beir import evaluation_data, split_queries
+from metaeol_integrations.evaluation.encoders import build_encoder, encode_cached
 from metaeol_integrations.evaluation.feedback import rocchio, top_rows
-from metaeol_integrations.evaluation.paired import QueryScores, paired_query_bootstrap
+from metaeol_integrations.evaluation.paired import paired_per_query
 from metaeol_integrations.evaluation.retrieval import (
     BM25Retriever,
     PostProcessing,
@@ -40,12 +41,7 @@ FEEDBACK = [(source, depth, weight) for source in ("dense", "bm25") for depth in
 
 def embed(preset: str, texts: list[str], task: str, cache_dir: str | None) -> np.ndarray:
     """The preset's own vectors (float32, its chunked pooling and post-processing) through the embedding cache."""
-    from metaeol_integrations.evaluation.cache import EmbeddingCache
-    from metaeol_integrations.evaluation.encoders import build_encoder
-
-    encoder = build_encoder(preset, dtype="float32")
-    cache = EmbeddingCache(cache_dir, {**encoder.identity(), "task": task})
-    return cache.get_or_compute(texts, lambda chunk: encoder.encode(chunk, task=task), description=f"{task} texts")["embedding"]
+    return encode_cached(build_encoder(preset, dtype="float32"), texts, task, cache_dir, f"{task} texts")["embedding"]
 
 
 def ndcg(run: dict, qrels: dict, queries: list[str]) -> dict[str, float]:
@@ -113,12 +109,8 @@ def main() -> None:
         rows = {}
         for task, (data, _, _, _, halves) in per_task.items():
             for side, label in ((0, "dense"), (1, "hybrid")):
-                queries = halves["test"]
-                a = {"ndcg_at_10": np.asarray([scored[name][task][side][q] for q in queries])}
-                b = {"ndcg_at_10": np.asarray([base[task][side][q] for q in queries])}
-                diff = paired_query_bootstrap(QueryScores(task, queries, a, "ndcg_at_10"),
-                                              QueryScores(task, queries, b, "ndcg_at_10"),
-                                              resamples=args.resamples).average
+                diff = paired_per_query(scored[name][task][side], base[task][side], halves["test"], task,
+                                        resamples=args.resamples)
                 rows[f"{label} | {task}"] = {"n": diff.n, "variant": diff.score_a, "base": diff.score_b,
                                              "diff": diff.difference, "low": diff.ci_low, "high": diff.ci_high}
         return rows

@@ -15,6 +15,7 @@ from metaeol_integrations.cli.serve import add_serve_command
 from metaeol_integrations.cli.usage import UsageError
 from metaeol_integrations.cli.options import add_recipe_options, add_runtime_options, load_options
 from metaeol_integrations.errors import MetaEOLError
+from metaeol_integrations.postprocessing.center import CENTER_MODES
 from metaeol_integrations.presets import DEFAULT_PRESET, PRESETS, Preset
 
 PROGRESS_THRESHOLD = 32  # inputs; below this a progress bar is noise
@@ -273,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     center.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     center.add_argument("--embed-filter", type=int, metavar="TAU",
                         help="add EmbedFilter (middle d/TAU singular band of the unembedding) before centering")
-    center.add_argument("--mode", choices=("subtract", "project"), default="subtract",
+    center.add_argument("--mode", choices=CENTER_MODES, default="subtract",
                         help="subtract the mean (default) or project out the mean's direction")
     center.add_argument("--weights", choices=("reference", "copy"), help="how to store the LLM (as for export)")
     center.add_argument("--batch-size", type=int, default=16, help="texts per batch (default 16)")

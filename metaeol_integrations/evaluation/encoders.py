@@ -200,6 +200,17 @@ def build_encoder(
     return MetaEOLEncoder(metaeol, model, batch_size=batch_size)
 
 
+def encode_cached(encoder: Encoder, texts: list[str], task: str | None = None, cache_dir: str | os.PathLike | None = None,
+                  description: str | None = None) -> dict[str, np.ndarray]:
+    """``encoder``'s arrays for ``texts`` through the on-disk embedding cache, keyed as the retrieval harness keys
+    it (the encoder's identity, plus the task when there is one), so scripts and ``metaeol eval`` share vectors."""
+    from metaeol_integrations.evaluation.cache import EmbeddingCache
+
+    cache = EmbeddingCache(cache_dir, {**encoder.identity(), **({"task": task} if task else {})})
+    return cache.get_or_compute(texts, lambda chunk: encoder.encode(chunk, task=task),
+                                description=description or encoder.name)
+
+
 def _dtype_name(dtype: str | None) -> str:
     """How the identity of the mean-pooling baseline names its dtype (float32 unless given)."""
     import torch

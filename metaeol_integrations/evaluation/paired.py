@@ -7,7 +7,7 @@ the interval is much narrower than comparing two separate intervals.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -173,3 +173,15 @@ def paired_query_bootstrap(
                                float(low), float(high)))
     main = next(row for row, metric in zip(rows, a.values) if metric == a.main)
     return PairedComparison(label_a, label_b, rows, main, resamples, seed, level)
+
+
+def paired_per_query(a: Mapping[str, float], b: Mapping[str, float], queries: Sequence[str], task: str = "",
+                     metric: str = "ndcg_at_10", resamples: int = 1000, seed: int = 0) -> Difference:
+    """mean(A) - mean(B) of one per-query metric (``a[query]``, ``b[query]``) over ``queries``, with its paired
+    bootstrap interval (:func:`paired_query_bootstrap` on that one metric)."""
+    queries = list(queries)
+
+    def scores(values: Mapping[str, float]) -> QueryScores:
+        return QueryScores(task, queries, {metric: np.asarray([values[q] for q in queries], dtype=np.float64)}, metric)
+
+    return paired_query_bootstrap(scores(a), scores(b), resamples=resamples, seed=seed).average

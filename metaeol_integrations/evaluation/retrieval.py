@@ -23,8 +23,9 @@ from metaeol_integrations.core.chunking import split_into_windows, window_length
 from metaeol_integrations.evaluation.beir import RetrievalData
 from metaeol_integrations.evaluation.cache import EmbeddingCache
 from metaeol_integrations.evaluation.encoders import Encoder
-from metaeol_integrations.hybrid.fusion import FUSION_METHODS, fuse_lists
+from metaeol_integrations.hybrid.fusion import fuse_lists
 from metaeol_integrations.hybrid.lexical import BM25Index
+from metaeol_integrations.postprocessing.center import check_center_mode, remove_mean
 
 try:
     import pytrec_eval
@@ -177,8 +178,7 @@ class PostProcessing:
             raise ValueError(f"Unknown centering {self.center!r}. Fix: use 'corpus' or 'texts'.")
         if (self.center == "texts") != (self.fit_vectors is not None):
             raise ValueError("center='texts' needs fit_vectors (and only it uses them).")
-        if self.center_mode not in ("subtract", "project"):
-            raise ValueError(f"Unknown centering mode {self.center_mode!r}. Fix: use 'subtract' or 'project'.")
+        check_center_mode(self.center_mode)
 
     def __call__(self, queries: np.ndarray, documents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         # Kept beside the modules (postprocessing/) because it applies to cached vectors of any layer, so a grid
@@ -187,12 +187,8 @@ class PostProcessing:
         queries, documents = project(queries), project(documents)
         if self.center is not None:
             mean = (documents if self.center == "corpus" else project(self.fit_vectors)).mean(axis=0)
-            if self.center_mode == "subtract":
-                queries, documents = queries - mean, documents - mean
-            else:
-                unit = mean / max(np.linalg.norm(mean), 1e-12)
-                queries = queries - np.outer(queries @ unit, unit)
-                documents = documents - np.outer(documents @ unit, unit)
+            queries, documents = (remove_mean(queries, mean, self.center_mode),
+                                  remove_mean(documents, mean, self.center_mode))
         return queries, documents
 
 

@@ -25,6 +25,13 @@ LLAMA_INDEX_MODES = {"minmax": "relative_score", "zscore": "dist_based_score"}
 """The ``QueryFusionRetriever`` mode computing each score fusion (its ``reciprocal_rerank`` ignores weights)."""
 
 
+def check_fusion_method(method: str) -> str:
+    """``method`` if it is one of :data:`FUSION_METHODS`, else a ValueError naming them."""
+    if method not in FUSION_METHODS:
+        raise ValueError(f"Unknown fusion method {method!r}. Fix: use one of {', '.join(FUSION_METHODS)}.")
+    return method
+
+
 @dataclass(frozen=True)
 class Fusion:
     """How a hybrid retriever merges the dense ranking with BM25's.
@@ -39,8 +46,7 @@ class Fusion:
     rrf_k: int = 60
 
     def __post_init__(self) -> None:
-        if self.method not in FUSION_METHODS:
-            raise ValueError(f"Unknown fusion method {self.method!r}. Fix: use one of {', '.join(FUSION_METHODS)}.")
+        check_fusion_method(self.method)
         if not 0.0 <= self.dense_weight <= 1.0:
             raise ValueError(f"dense_weight is a share in [0, 1], not {self.dense_weight!r}.")
         if self.candidates < 1 or self.rrf_k < 0:
@@ -87,8 +93,7 @@ def fuse_lists(ranked: Sequence[Sequence[tuple[str, float]]], weights: Sequence[
 
     Each list is cut to ``candidates`` before normalising, as the ecosystems' retrievers return that many.
     """
-    if method not in FUSION_METHODS:
-        raise ValueError(f"Unknown fusion method {method!r}. Fix: use one of {', '.join(FUSION_METHODS)}.")
+    check_fusion_method(method)
     if len(weights) != len(ranked):
         raise ValueError(f"{len(weights)} weights for {len(ranked)} runs. Fix: one weight per run.")
     fused: dict[str, float] = {}

@@ -7,14 +7,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 
-def _bm25s():
+def _libraries():
+    """bm25s and PyStemmer's module, or an ImportError naming the extras that install them."""
     try:
         import bm25s
-        import Stemmer  # noqa: F401
+        import Stemmer
     except ImportError as error:
         raise ImportError('BM25 needs bm25s and PyStemmer, which are not installed. Fix: pip install '
                           '"metaeol-integrations[langchain]" (or [llama-index], [eval]).') from error
-    return bm25s
+    return bm25s, Stemmer
 
 
 class BM25Index:
@@ -23,18 +24,14 @@ class BM25Index:
     def __init__(self, texts: Sequence[str], stemmed: bool = True) -> None:
         if not texts:
             raise ValueError("A BM25 index needs at least one text.")
-        bm25s = _bm25s()
+        self._bm25s, stemmer = _libraries()
         self.stemmed, self.size = stemmed, len(texts)
-        self._stemmer = None
-        if stemmed:
-            import Stemmer
-
-            self._stemmer = Stemmer.Stemmer("english")
-        self._index = bm25s.BM25()
+        self._stemmer = stemmer.Stemmer("english") if stemmed else None
+        self._index = self._bm25s.BM25()
         self._index.index(self._tokenize(list(texts)), show_progress=False)
 
     def _tokenize(self, texts: list[str]):
-        return _bm25s().tokenize(texts, stopwords="en", stemmer=self._stemmer, show_progress=False)
+        return self._bm25s.tokenize(texts, stopwords="en", stemmer=self._stemmer, show_progress=False)
 
     def search(self, queries: Sequence[str], k: int) -> list[list[tuple[int, float]]]:
         """Each query's ``k`` best texts (at most the index size) as ``(position, score)``, best first."""

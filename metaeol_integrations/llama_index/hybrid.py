@@ -19,7 +19,7 @@ from llama_index.core.retrievers import QueryFusionRetriever
 from llama_index.core.schema import BaseNode, Document, NodeWithScore
 
 from metaeol_integrations.hybrid.choice import resolve_fusion
-from metaeol_integrations.hybrid.fusion import LLAMA_INDEX_MODES, Fusion
+from metaeol_integrations.hybrid.fusion import LLAMA_INDEX_MODES, Fusion, fuse_lists
 from metaeol_integrations.presets import DEFAULT_PRESET
 
 
@@ -32,16 +32,17 @@ class WeightedRRFFusionRetriever(QueryFusionRetriever):
         self.rrf_k = rrf_k
 
     def _reciprocal_rerank_fusion(self, results: dict[tuple[str, int], list[NodeWithScore]]) -> list[NodeWithScore]:
-        fused: dict[str, float] = {}
         first: dict[str, NodeWithScore] = {}
+        ranked, weights = [], []
         for (_, retriever), nodes in results.items():
-            ranked = sorted(nodes, key=lambda node: node.score or 0.0, reverse=True)
-            for rank, node in enumerate(ranked, start=1):
+            nodes = sorted(nodes, key=lambda node: node.score or 0.0, reverse=True)
+            for node in nodes:
                 first.setdefault(node.node.hash, node)
-                fused[node.node.hash] = fused.get(node.node.hash, 0.0) + self._retriever_weights[retriever] / (
-                    self.rrf_k + rank)
-        ordered = sorted(fused.items(), key=lambda item: item[1], reverse=True)
-        return [NodeWithScore(node=first[key].node, score=score) for key, score in ordered]
+            ranked.append([(node.node.hash, node.score or 0.0) for node in nodes])
+            weights.append(self._retriever_weights[retriever])
+        # Every node each retriever returned takes part: they were asked for fusion.candidates already.
+        fused = fuse_lists(ranked, weights, "rrf", candidates=max(map(len, ranked), default=1), rrf_k=self.rrf_k)
+        return [NodeWithScore(node=first[key].node, score=score) for key, score in fused]
 
 
 def hybrid_retriever(nodes: Sequence[BaseNode | str], model: str = DEFAULT_PRESET, similarity_top_k: int = 10, *,

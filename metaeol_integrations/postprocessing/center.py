@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from sentence_transformers import SentenceTransformer
 from sentence_transformers.base.modules import Module
@@ -24,6 +25,22 @@ from metaeol_integrations.postprocessing.stack import place_module, without_modu
 
 CENTER_MODES = ("subtract", "project")
 """``subtract``: x - mean; ``project``: x - (x . u) u, u = mean / |mean| (the mean direction removed)."""
+
+
+def check_center_mode(mode: str) -> str:
+    """``mode`` if it is one of :data:`CENTER_MODES`, else a ValueError naming them."""
+    if mode not in CENTER_MODES:
+        raise ValueError(f"Unknown centering mode {mode!r}. Fix: use one of {', '.join(CENTER_MODES)}.")
+    return mode
+
+
+def remove_mean(vectors: np.ndarray, mean: np.ndarray, mode: str = "subtract") -> np.ndarray:
+    """What :class:`CorpusCenter` computes, on numpy vectors (float64): the harness applies it to cached vectors."""
+    vectors, mean = np.asarray(vectors, dtype=np.float64), np.asarray(mean, dtype=np.float64)
+    if check_center_mode(mode) == "subtract":
+        return vectors - mean
+    unit = mean / max(np.linalg.norm(mean), 1e-12)
+    return vectors - np.outer(vectors @ unit, unit)
 
 
 class CorpusCenter(Module):
@@ -41,9 +58,7 @@ class CorpusCenter(Module):
     def __init__(self, dimension: int, num_texts: int = 0, mean: torch.Tensor | None = None,
                  mode: str = "subtract") -> None:
         super().__init__()
-        if mode not in CENTER_MODES:
-            raise ValueError(f"Unknown centering mode {mode!r}. Fix: use one of {', '.join(CENTER_MODES)}.")
-        self.dimension, self.num_texts, self.mode = int(dimension), int(num_texts), mode
+        self.dimension, self.num_texts, self.mode = int(dimension), int(num_texts), check_center_mode(mode)
         if mean is None:
             mean = torch.zeros(self.dimension)
         if tuple(mean.shape) != (self.dimension,):
@@ -106,8 +121,7 @@ def fit_center(model: SentenceTransformer, texts: Sequence[str], batch_size: int
     from sentence_transformers.base.modules import Normalize
 
     texts = list(texts)
-    if mode not in CENTER_MODES:
-        raise ValueError(f"Unknown centering mode {mode!r}. Fix: use one of {', '.join(CENTER_MODES)}.")
+    check_center_mode(mode)
     if not texts or not all(isinstance(text, str) for text in texts):
         raise ValueError("fit_center needs a non-empty list of texts. Fix: pass a sample of your documents.")
     # The mean of the vectors that will reach the centering step: no old mean removed, not normalised yet.
