@@ -57,6 +57,8 @@ def main() -> None:
     parser.add_argument("--senteval-dir")
     parser.add_argument("--split", default="dev", choices=("dev", "test", "all"))
     parser.add_argument("--corpus-sample", type=int, default=500)
+    parser.add_argument("--corpus-sampling", default="judged", choices=("judged", "uniform"),
+                        help="as `eval retrieval --corpus-sampling` (uniform: seeded random documents, many queries)")
     parser.add_argument("--queries", type=int, default=0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--layers", help="comma-separated hidden_states layers (default: every layer)")
@@ -75,7 +77,8 @@ def main() -> None:
     args = parser.parse_args()
 
     data, total = evaluation_data(args.task, args.data_dir, split=args.split, queries=args.queries,
-                                  corpus_sample=args.corpus_sample, seed=args.seed)
+                                  corpus_sample=args.corpus_sample, seed=args.seed,
+                                  corpus_sampling=args.corpus_sampling)
     # An ensemble of built-in sets ("prompteol+ke") is scored from its members' caches: the module's ensemble vector
     # is the mean of its members' vectors, here each read at the same layer (kept here: the harness scores one
     # encoder, and an ensemble's grid over layers needs its members' cached arrays).
@@ -119,7 +122,7 @@ def main() -> None:
                 if args.write_run:
                     result.sampling = {
                         "split": args.split, "queries": args.queries, "corpus_sample": args.corpus_sample,
-                        "seed": args.seed, "layer": layer, "embed_filter": tau or None, "center": center}
+                        "corpus_sampling": args.corpus_sampling, "seed": args.seed, "layer": layer, "embed_filter": tau or None, "center": center}
                     meta = {"label": args.label, "model": args.model, "templates": args.templates,
                             "query_templates": args.query_templates, "computed_by": "scripts/retrieval_grid.py",
                             **result.sampling}
@@ -130,7 +133,8 @@ def main() -> None:
     record = {"label": args.label, "model": args.model, "templates": args.templates,
               "query_templates": args.query_templates, "pooling": args.pooling, "chunk_tokens": args.chunk_tokens,
               "window_weighting": args.window_weighting,
-              "task": args.task, "split": args.split, "corpus_sample": args.corpus_sample, "seed": args.seed,
+              "task": args.task, "split": args.split, "corpus_sample": args.corpus_sample,
+              "corpus_sampling": args.corpus_sampling, "seed": args.seed,
               "n_queries": len(data.query_ids), "n_documents": len(data.doc_ids),
               "unrelated_fit": f"{len(fit_texts)} seeded STS-B train sentences" if fit_texts else None,
               "best": best, "rows": rows}

@@ -11,6 +11,7 @@ from typing import Any, TextIO
 
 from metaeol_integrations.cli.harness import add_encoder_options, add_view_layer, build_encoder_from, label_of
 from metaeol_integrations.cli.usage import UsageError
+from metaeol_integrations.evaluation.beir import CORPUS_SAMPLINGS
 from metaeol_integrations.evaluation.report import file_slug
 from metaeol_integrations.hybrid.fusion import FUSION_METHODS
 from metaeol_integrations.postprocessing.center import CENTER_MODES
@@ -27,12 +28,14 @@ def cmd_retrieval(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
         raise UsageError("--layer reads a MetaEOL model's layers; BM25 has none. Fix: drop --layer.")
     # Read before loading a model, so missing data fails fast.
     data, total_docs = evaluation_data(args.task, args.data_dir, split=args.split, queries=args.queries,
-                                       corpus_sample=args.corpus_sample, seed=args.seed)
+                                       corpus_sample=args.corpus_sample, seed=args.seed,
+                                       corpus_sampling=args.corpus_sampling)
     encoder = None if args.model in BM25_MODELS else build_encoder_from(args)
     retriever = retriever_for(args.model, encoder, cache_dir=args.cache_dir, layer=args.view_layer,
                               chunk_tokens=args.chunk_tokens)
     postprocessing = _postprocessing(args, retriever)
     sampling = {"split": args.split, "queries": args.queries, "corpus_sample": args.corpus_sample, "seed": args.seed,
+                **({"corpus_sampling": args.corpus_sampling} if args.corpus_sampling != "judged" else {}),
                 **postprocessing, **({"chunk_tokens": args.chunk_tokens} if args.chunk_tokens else {})}
     result = evaluate_retrieval(retriever, data, split=args.split, n_documents_total=total_docs, sampling=sampling)
     label = args.label or label_of(args, args.view_layer)
@@ -180,6 +183,10 @@ def add_retrieval_commands(suites: argparse._SubParsersAction, default_model: st
     retrieval.add_argument("--corpus-sample", type=int, default=0,
                            help="N documents: every judged document of the sampled queries plus seeded random "
                            "distractors (0 = the whole corpus); the same for both --split halves")
+    retrieval.add_argument("--corpus-sampling", choices=CORPUS_SAMPLINGS, default="judged",
+                           help="--corpus-sample: 'judged' (default: every judged document of the queries plus "
+                           "distractors) or 'uniform' (N seeded random documents; queries without a relevant one "
+                           "among them are dropped, judgements outside it ignored: many queries on a small corpus)")
     add_view_layer(retrieval)
     retrieval.add_argument("--embed-filter", type=int, metavar="TAU",
                            help="EmbedFilter: project the vectors onto the middle d/TAU singular band of the LLM's "

@@ -1,8 +1,10 @@
 """Retrieval data in BEIR format (``corpus.jsonl``, ``queries.jsonl``, ``qrels/test.tsv``), read in place.
 
 Also the seeded cuts a CPU run needs: a dev/test half of the queries (BEIR sets ship no dev split, so choices are
-made on one seeded half and reported on the other), a query sample, and a corpus sample that keeps every judged
-document of the chosen queries and adds random distractors.
+made on one seeded half and reported on the other), a query sample, and a corpus sample: either every judged
+document of the chosen queries plus random distractors ("judged"), or seeded random documents scored for every query
+that keeps a relevant one among them ("uniform": for sets like NFCorpus, whose queries' judged documents are most of
+the corpus, so that many queries fit a corpus a CPU can embed).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ RETRIEVAL_DIR_ENV_VAR = "METAEOL_RETRIEVAL_DIR"
 DEFAULT_RETRIEVAL_DIR = Path("..") / "shared" / "data" / "retrieval"
 RETRIEVAL_TASKS = ("scifact", "nfcorpus")
 QUERY_SPLITS = ("all", "dev", "test")
+CORPUS_SAMPLINGS = ("judged", "uniform")
 
 
 @dataclass(frozen=True)
@@ -136,14 +139,40 @@ def sample_corpus(data: RetrievalData, size: int, seed: int = 0) -> set[str]:
     return judged | {others[i] for i in order[: max(size - len(judged), 0)]}
 
 
+def sample_corpus_uniform(data: RetrievalData, size: int, seed: int = 0) -> set[str]:
+    """``size`` seeded random documents, judged or not (0 or at least the corpus = the whole corpus).
+
+    With the same seed a larger sample contains a smaller one.
+    """
+    if size <= 0 or size >= len(data.doc_ids):
+        return set(data.doc_ids)
+    return set(np.random.default_rng(seed).permutation(sorted(data.doc_ids))[:size].tolist())
+
+
 def evaluation_data(task: str | None, data_dir: str | os.PathLike | None = None, *, split: str = "all",
-                    queries: int = 0, corpus_sample: int = 0, seed: int = 0) -> tuple[RetrievalData, int]:
+                    queries: int = 0, corpus_sample: int = 0, seed: int = 0,
+                    corpus_sampling: str = "judged") -> tuple[RetrievalData, int]:
     """The queries and documents one retrieval run scores, and the full corpus's size.
 
-    Order of the cuts: a seeded sample of ``queries`` (0 = all), then the corpus sample around *those* queries'
-    judged documents, then the ``split`` half of them, so the dev and test halves of one setting share one corpus.
+    Order of the cuts: a seeded sample of ``queries`` (0 = all), then the corpus sample (``corpus_sampling``:
+    "judged" builds it around *those* queries' judged documents, "uniform" draws random documents), then the
+    ``split`` half of the queries, so the dev and test halves of one setting share one corpus and keep the halves
+    of the whole set. Under "uniform" a query left without any relevant document in the sample is dropped (it could
+    only score 0 whatever the retriever).
     """
+    if corpus_sampling not in CORPUS_SAMPLINGS:
+        raise ValueError(f"Unknown corpus sampling {corpus_sampling!r}. Fix: use one of {', '.join(CORPUS_SAMPLINGS)}.")
     data = read_beir(task, data_dir)
     chosen = sample_queries(data.query_ids, queries, seed)
-    documents = sample_corpus(data.with_queries(chosen), corpus_sample, seed)
-    return data.with_queries(split_queries(chosen, split, seed)).with_documents(documents), len(data.doc_ids)
+    if corpus_sampling == "uniform":
+        documents = sample_corpus_uniform(data, corpus_sample, seed)
+    else:
+        documents = sample_corpus(data.with_queries(chosen), corpus_sample, seed)
+    halves = data.with_queries(split_queries(chosen, split, seed)).with_documents(documents)
+    if corpus_sampling == "uniform":
+        # Judgements of documents outside the sample would count in the ideal ranking no retriever can reach.
+        qrels = {query: {doc: grade for doc, grade in judged.items() if doc in documents}
+                 for query, judged in halves.qrels.items()}
+        kept = [query for query in halves.query_ids if any(grade > 0 for grade in qrels[query].values())]
+        halves = replace(halves, qrels=qrels).with_queries(kept)
+    return halves, len(data.doc_ids)

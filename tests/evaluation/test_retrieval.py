@@ -176,6 +176,37 @@ def test_corpus_sample_keeps_every_judged_document_and_grows_by_distractors(fake
     assert beir.sample_queries(data.query_ids, 1, seed=0) in (["q0"], ["q3"])
 
 
+def test_uniform_corpus_sample_keeps_the_halves_and_judgements_inside_it(fake_beir):
+    full = beir.read_beir(data_dir=fake_beir)
+    picked = beir.sample_corpus_uniform(full, 12, seed=0)
+    assert len(picked) == 12 and picked <= beir.sample_corpus_uniform(full, 20, seed=0)
+    assert beir.sample_corpus_uniform(full, 12, seed=1) != picked and beir.sample_corpus_uniform(full, 0) == set(full.doc_ids)
+    for split in ("dev", "test"):
+        data, total = beir.evaluation_data(None, fake_beir, split=split, corpus_sample=12, corpus_sampling="uniform")
+        assert total == len(full.doc_ids) and set(data.doc_ids) == picked
+        # The query's half is the one it has without a sample; a query kept has a relevant document in the sample,
+        # and no judgement points outside it.
+        half = beir.split_queries(full.query_ids, split)
+        expected = [q for q in half if any(g > 0 and d in picked for d, g in full.qrels[q].items())]
+        assert data.query_ids == expected
+        assert all(set(data.qrels[q]) <= picked for q in data.query_ids)
+        assert all(data.qrels[q] == {d: g for d, g in full.qrels[q].items() if d in picked} for q in data.query_ids)
+    with pytest.raises(ValueError, match="uniform"):
+        beir.evaluation_data(None, fake_beir, corpus_sample=12, corpus_sampling="random")
+
+
+def test_cli_eval_retrieval_records_a_uniform_corpus_sample(fake_beir, tmp_path, capsys):
+    args = ["eval", "retrieval", "--data-dir", str(fake_beir), "--model", "bm25", "--corpus-sample", "12",
+            "--out", str(tmp_path)]
+    assert main(args + ["--corpus-sampling", "uniform", "--label", "u"]) == 0
+    assert main(args + ["--label", "j"]) == 0
+    uniform = json.loads((tmp_path / "u-fake-all.json").read_text())
+    judged = json.loads((tmp_path / "j-fake-all.json").read_text())
+    assert uniform["meta"]["corpus_sampling"] == "uniform" and "corpus_sampling" not in judged["meta"]
+    expected, _ = beir.evaluation_data(None, fake_beir, corpus_sample=12, corpus_sampling="uniform")
+    assert uniform["results"][0]["n_queries"] == len(expected.query_ids)
+
+
 def test_paired_query_bootstrap_equals_a_plain_resampling_loop():
     rng = np.random.default_rng(3)
     ids = [f"q{i}" for i in range(40)]
