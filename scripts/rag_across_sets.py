@@ -11,7 +11,7 @@ the paper's MetaEOL minus its shipped mean, in auto precision as a user runs it)
 beside it. Within TIE points of the best mean, the fewest LLM token positions per document wins (as in
 `rag_preset_choice.py`). Test halves are scored only after the choice is written.
 
-Usage: python scripts/rag_across_sets.py [--out docs/results/retrieval/rag-preset-across-sets]
+Usage: python scripts/rag_across_sets.py [--model smollm2|gemma3] [--out STEM]
 """
 
 from __future__ import annotations
@@ -30,13 +30,23 @@ from retrieval_grid import unrelated_texts  # noqa: E402
 SAMPLES = {"scifact": {"corpus_sample": 500}, "nfcorpus": {"corpus_sample": 800, "corpus_sampling": "uniform"}}
 DEFAULT = "metaeol-smollm2-135m"
 PAPER = "metaeol-smollm2-135m-paper"
-CURRENT = {"templates": "prompteol", "chunk_tokens": 32, "layer": -1, "embed_filter": 2, "center": "none"}
+# Each base model's retrieval preset as the grids name it: how its vectors were computed (grid), and its setting.
+PRESETS = {
+    "smollm2": {"name": "metaeol-rag-smollm2-135m",
+                "grid": {"model": PAPER, "templates": "prompteol", "query_templates": None, "chunk_tokens": 32},
+                "setting": {"layer": -1, "embed_filter": 2, "center": "none"}},
+    "gemma3": {"name": "metaeol-rag-gemma3-270m",
+               "grid": {"model": "metaeol-plus-gemma3-270m", "templates": None, "query_templates": None,
+                        "chunk_tokens": 32},
+               "setting": {"layer": -2, "embed_filter": None, "center": "none"}},
+}
+GRID_KEYS = ("model", "templates", "query_templates", "chunk_tokens")
 
 
-def grid_pairs() -> list[tuple[str, dict, float, dict, dict]]:
+def grid_pairs(model: str) -> list[tuple[str, dict, float, dict, dict]]:
     """(label, recipe, cost, SciFact grid, NFCorpus grid) of every candidate with a dev grid on both sets."""
     pairs = []
-    for name, (recipe, cost) in CANDIDATES["smollm2"].items():
+    for name, (recipe, cost) in CANDIDATES[model].items():
         scifact, nfcorpus = GRIDS / name, GRIDS / name.replace("-scifact-", "-nfcorpus-")
         if scifact.is_file() and nfcorpus.is_file():
             grids = [json.loads(path.read_text(encoding="utf-8")) for path in (scifact, nfcorpus)]
@@ -48,10 +58,10 @@ def setting_key(row: dict) -> tuple:
     return row["layer"], row["embed_filter"] or None, row["center"]
 
 
-def choose(default_dev: dict[str, float]) -> dict:
+def choose(model: str, default_dev: dict[str, float]) -> dict:
     """Every candidate setting scored on both dev halves; the winner by the rule in the module docstring."""
     rows = []
-    for label, recipe, cost, scifact, nfcorpus in grid_pairs():
+    for label, recipe, cost, scifact, nfcorpus in grid_pairs(model):
         nf_rows = {setting_key(row): row for row in nfcorpus["rows"]}
         for row in scifact["rows"]:
             key = setting_key(row)
@@ -60,6 +70,7 @@ def choose(default_dev: dict[str, float]) -> dict:
             gains = {"scifact": row["ndcg_at_10"] - default_dev["scifact"],
                      "nfcorpus": nf_rows[key]["ndcg_at_10"] - default_dev["nfcorpus"]}
             rows.append({"label": label, "recipe": {**recipe, "layer": key[0], "embed_filter": key[1], "center": key[2]},
+                         "grid": {name: nfcorpus.get(name) for name in GRID_KEYS},
                          "dev_ndcg_at_10": {"scifact": row["ndcg_at_10"], "nfcorpus": nf_rows[key]["ndcg_at_10"]},
                          "gain_over_default": {task: round(gain, 3) for task, gain in gains.items()},
                          "mean_gain": round(float(np.mean(list(gains.values()))), 3),
@@ -69,7 +80,7 @@ def choose(default_dev: dict[str, float]) -> dict:
     winner = min(tied, key=lambda row: (row["passes_per_document"], -row["mean_gain"]))
     return {"rule": f"best mean dev nDCG@10 gain over {DEFAULT} on SciFact and NFCorpus (centering: "
                     f"{' or '.join(SHIPPABLE_CENTERS)}); within {TIE} of it, the fewest LLM token positions per document",
-            "samples": SAMPLES, "default_dev_ndcg_at_10": default_dev, "chosen": winner, "candidates": rows}
+            "model": model, "samples": SAMPLES, "default_dev_ndcg_at_10": default_dev, "chosen": winner, "candidates": rows}
 
 
 def default_scores(task: str, split: str, cache_dir: str | None) -> dict[str, float]:
@@ -88,24 +99,26 @@ def default_scores(task: str, split: str, cache_dir: str | None) -> dict[str, fl
     return per_query(vectors["query"], vectors["document"], data)
 
 
-def recipe_scores(recipe: dict, task: str, split: str, cache_dir: str | None) -> dict[str, float]:
-    """Per-query nDCG@10 of a grid recipe, through the caches `retrieval_grid.py` fills (float32, as the grids)."""
+def recipe_scores(grid: dict, setting: dict, task: str, split: str, cache_dir: str | None) -> dict[str, float]:
+    """Per-query nDCG@10 of a grid's vectors (computed as ``grid`` says, float32 as the grids) at one ``setting``
+    (layer, EmbedFilter band, centering), through the caches `retrieval_grid.py` fills."""
     from metaeol_integrations.evaluation.beir import evaluation_data
     from metaeol_integrations.evaluation.encoders import build_encoder
     from metaeol_integrations.evaluation.evaluator import View
     from metaeol_integrations.evaluation.retrieval import PostProcessing, embed_filter_projection, retriever_for
 
     data, _ = evaluation_data(task, split=split, **SAMPLES[task])
-    encoder = build_encoder(PAPER, dtype="float32", templates=recipe["templates"],
-                            query_templates=(recipe.get("task_templates") or {}).get("query"))
-    retriever = retriever_for(PAPER, encoder, cache_dir=cache_dir, chunk_tokens=recipe.get("chunk_tokens"))
-    retriever.select = View(layer=recipe["layer"]).select
+    encoder = build_encoder(grid["model"], dtype="float32", templates=grid["templates"],
+                            query_templates=grid["query_templates"])
+    retriever = retriever_for(grid["model"], encoder, cache_dir=cache_dir, chunk_tokens=grid["chunk_tokens"])
+    retriever.select = View(layer=setting["layer"]).select
     documents = retriever.document_vectors(data.doc_texts)[0]
     queries = np.asarray(retriever.select(retriever.embed(data.query_texts, "query")[0]), np.float64)
     fit = None
-    if recipe["center"] == "sts-b":
+    if setting["center"] == "sts-b":
         fit = np.asarray(retriever.select(retriever.embed(unrelated_texts(), "document")[0]), np.float64)
-    projection = embed_filter_projection(encoder.module, recipe["embed_filter"]) if recipe["embed_filter"] else None
+    band = setting["embed_filter"]
+    projection = embed_filter_projection(encoder.module, band) if band else None
     post = PostProcessing(projection, "texts" if fit is not None else None, fit)
     return per_query(*post(queries, documents), data)
 
@@ -121,19 +134,20 @@ def report(record: dict, cache_dir: str | None, resamples: int) -> list[dict]:
     """The chosen recipe and the current preset against the default (and each other) on every half."""
     from metaeol_integrations.evaluation.paired import paired_per_query
 
-    chosen = record["chosen"]["recipe"]
-    same = {k: chosen.get(k) for k in CURRENT} == CURRENT
+    current, chosen = PRESETS[record["model"]], record["chosen"]
+    chosen_setting = {name: chosen["recipe"][name] for name in ("layer", "embed_filter", "center")}
+    same = chosen["grid"] == current["grid"] and chosen_setting == current["setting"]
     rows = []
     for task in SAMPLES:
         for split in ("dev", "test"):
             scores = {"default": default_scores(task, split, cache_dir),
-                      "current preset": recipe_scores(CURRENT, task, split, cache_dir)}
+                      current["name"]: recipe_scores(current["grid"], current["setting"], task, split, cache_dir)}
             if not same:
-                scores["chosen"] = recipe_scores(chosen, task, split, cache_dir)
+                scores["chosen"] = recipe_scores(chosen["grid"], chosen_setting, task, split, cache_dir)
             queries = list(scores["default"])
             comparisons = [(name, "default") for name in scores if name != "default"]
             if not same:
-                comparisons.append(("chosen", "current preset"))
+                comparisons.append(("chosen", current["name"]))
             for a, b in comparisons:
                 diff = paired_per_query(scores[a], scores[b], queries, task, resamples=resamples)
                 rows.append({"task": task, "split": split, "a": a, "b": b, "n": diff.n, "score_a": diff.score_a,
@@ -168,19 +182,21 @@ def markdown(record: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="docs/results/retrieval/rag-preset-across-sets")
+    parser.add_argument("--model", choices=sorted(PRESETS), default="smollm2", help="the base model's candidates")
+    parser.add_argument("--out", help="output stem (default docs/results/retrieval/rag-preset-across-sets[-gemma3])")
     parser.add_argument("--cache-dir")
     parser.add_argument("--resamples", type=int, default=1000)
     args = parser.parse_args()
     default_dev = {task: round(float(np.mean(list(default_scores(task, "dev", args.cache_dir).values()))), 3)
                    for task in SAMPLES}
-    record = choose(default_dev)
+    record = choose(args.model, default_dev)
+    out = args.out or "docs/results/retrieval/rag-preset-across-sets" + ("" if args.model == "smollm2" else f"-{args.model}")
     print(f"chosen: {record['chosen']['label']} {record['chosen']['recipe']} mean dev gain "
           f"{record['chosen']['mean_gain']:+.2f}", flush=True)
     record["halves"] = report(record, args.cache_dir, args.resamples)
-    Path(f"{args.out}.json").write_text(json.dumps(record, indent=1), encoding="utf-8")
-    Path(f"{args.out}.md").write_text(markdown(record), encoding="utf-8")
-    print(f"wrote {args.out}.json, {args.out}.md")
+    Path(f"{out}.json").write_text(json.dumps(record, indent=1), encoding="utf-8")
+    Path(f"{out}.md").write_text(markdown(record), encoding="utf-8")
+    print(f"wrote {out}.json, {out}.md")
 
 
 if __name__ == "__main__":

@@ -129,6 +129,24 @@ row "SmolLM2 MetaEOL text-first short ($tag)" "$nf" "$ns" --queries "$nq" --mode
   --templates metaeol-textfirst-short
 row "SmolLM2 MetaEOL text-first short layer 28 ($tag)" "$nf" "$ns" --queries "$nq" --model "$smol" \
   --templates metaeol-textfirst-short --layer 28
+# NFCorpus on a seeded *uniform* 800-document sample (random documents, every query keeping a relevant one: 142
+# dev / 138 test queries), where the retrieval recipe is re-chosen together with SciFact's dev half: the default's
+# MetaEOL vectors in auto precision, the candidates' dev grids in float32 (as SciFact's), then the choice and both
+# test halves (scripts/rag_across_sets.py).
+local uni=(--corpus-sampling uniform)
+row "SmolLM2 MetaEOL uniform-sample-800" "$nf" 800 "${uni[@]}" --model "$smol" --dtype auto
+row "metaeol-rag-gemma3-270m uniform-sample-800" "$nf" 800 "${uni[@]}" --model metaeol-rag-gemma3-270m --dtype auto
+local grid=(.venv/bin/python scripts/retrieval_grid.py --task "$nf" --corpus-sample 800 "${uni[@]}" --split dev
+            --model "$smol" --layers=-1,-2,-3 --taus 0,2,3,4,8 --out "$OUT/grids")
+if [[ "grids" =~ $ROWS ]]; then
+  for tokens in 32 64 128; do
+    METAEOL_DTYPE=float32 "${grid[@]}" --templates prompteol --chunk-tokens "$tokens" \
+      --label "SmolLM2 PromptEOL, chunks of $tokens tokens"
+  done
+  METAEOL_DTYPE=float32 "${grid[@]}" --templates prompteol --label "SmolLM2 PromptEOL"
+  METAEOL_DTYPE=float32 "${grid[@]}" --templates metaeol-textfirst-short --label "SmolLM2 MetaEOL text-first short"
+  .venv/bin/python scripts/rag_across_sets.py --out "$OUT/rag-preset-across-sets"
+fi
 # Document-level similarity (the issue's "paragraph-level" target): 200 NFCorpus pairs of abstracts both cited for
 # one question against 200 pairs of the same abstracts that share no question; 250 documents. Run after the
 # NFCorpus full-corpus rows, whose cache holds most of these documents.
