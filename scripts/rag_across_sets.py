@@ -41,6 +41,18 @@ PRESETS = {
                "setting": {"layer": -2, "embed_filter": None, "center": "none"}},
 }
 GRID_KEYS = ("model", "templates", "query_templates", "chunk_tokens")
+# Stored `eval retrieval` runs on the same samples and halves, compared with the default beside the presets.
+RUNS = Path(__file__).resolve().parents[1] / "docs" / "results" / "retrieval"
+REFERENCE_RUNS = {
+    "scifact": {"BM25 stemmed": "BM25-stemmed-sample-500--scifact-{split}",
+                "all-MiniLM-L6-v2": "all-MiniLM-L6-v2-sample-500--scifact-{split}",
+                "paper MetaEOL": "SmolLM2-MetaEOL-sample-500--scifact-{split}",
+                "metaeol-rag-gemma3-270m": "metaeol-rag-gemma3-270m-sample-500--scifact-{split}"},
+    "nfcorpus": {"BM25 stemmed": "BM25-stemmed-uniform-sample-800-nfcorpus-{split}",
+                 "all-MiniLM-L6-v2": "all-MiniLM-L6-v2-uniform-sample-800-nfcorpus-{split}",
+                 "paper MetaEOL": "SmolLM2-MetaEOL-uniform-sample-800-nfcorpus-{split}",
+                 "metaeol-rag-gemma3-270m": "metaeol-rag-gemma3-270m-uniform-sample-800-nfcorpus-{split}"},
+}
 
 
 def grid_pairs(model: str) -> list[tuple[str, dict, float, dict, dict]]:
@@ -144,6 +156,11 @@ def report(record: dict, cache_dir: str | None, resamples: int) -> list[dict]:
                       current["name"]: recipe_scores(current["grid"], current["setting"], task, split, cache_dir)}
             if not same:
                 scores["chosen"] = recipe_scores(chosen["grid"], chosen_setting, task, split, cache_dir)
+            for name, stem in REFERENCE_RUNS[task].items():
+                path = RUNS / f"{stem.format(split=split)}.json"
+                if name not in scores and path.is_file():
+                    stored = json.loads(path.read_text(encoding="utf-8"))["results"][0]["per_query"]
+                    scores[name] = {query: values["ndcg_at_10"] for query, values in stored.items()}
             queries = list(scores["default"])
             comparisons = [(name, "default") for name in scores if name != "default"]
             if not same:
@@ -165,15 +182,21 @@ def markdown(record: dict) -> str:
              f"NFCorpus {record['default_dev_ndcg_at_10']['nfcorpus']:.2f}.", "",
              f"**Chosen**: {chosen['label']} {json.dumps(chosen['recipe'])}, mean dev gain {chosen['mean_gain']:+.2f} "
              f"(worst set {chosen['worst_gain']:+.2f}).", "",
+             "Each candidate's best setting (every setting is in the JSON):", "",
              "| candidate | layer | EmbedFilter | centering | SciFact dev | NFCorpus dev | mean gain | worst gain |",
              "|---|---:|---:|---|---:|---:|---:|---:|"]
-    for row in record["candidates"][:15]:
+    seen = set()
+    for row in record["candidates"]:
+        if row["label"] in seen:
+            continue
+        seen.add(row["label"])
         recipe = row["recipe"]
         lines.append(f"| {row['label']} | {recipe['layer']} | {recipe['embed_filter'] or '-'} | {recipe['center']} | "
                      f"{row['dev_ndcg_at_10']['scifact']:.2f} | {row['dev_ndcg_at_10']['nfcorpus']:.2f} | "
                      f"{row['mean_gain']:+.2f} | {row['worst_gain']:+.2f} |")
-    lines += ["", f"({len(record['candidates'])} settings in all; the top 15 shown.)", "",
-              "| set | half | N | A | B | A | B | A - B [95% CI] |", "|---|---|---:|---|---|---:|---:|---|"]
+    lines += ["", f"({len(record['candidates'])} settings in all.)", "",
+              "| set | half | N | A | B | nDCG@10 A | nDCG@10 B | A - B [95% CI] |",
+              "|---|---|---:|---|---|---:|---:|---|"]
     for row in record.get("halves", []):
         lines.append(f"| {row['task']} | {row['split']} | {row['n']} | {row['a']} | {row['b']} | {row['score_a']:.2f} | "
                      f"{row['score_b']:.2f} | {row['diff']:+.2f} [{row['low']:+.2f}, {row['high']:+.2f}] |")
@@ -186,11 +209,16 @@ def main() -> None:
     parser.add_argument("--out", help="output stem (default docs/results/retrieval/rag-preset-across-sets[-gemma3])")
     parser.add_argument("--cache-dir")
     parser.add_argument("--resamples", type=int, default=1000)
+    parser.add_argument("--render", action="store_true", help="only rewrite the Markdown from the stored JSON")
     args = parser.parse_args()
+    out = args.out or "docs/results/retrieval/rag-preset-across-sets" + ("" if args.model == "smollm2" else f"-{args.model}")
+    if args.render:
+        Path(f"{out}.md").write_text(markdown(json.loads(Path(f"{out}.json").read_text(encoding="utf-8"))),
+                                     encoding="utf-8")
+        return
     default_dev = {task: round(float(np.mean(list(default_scores(task, "dev", args.cache_dir).values()))), 3)
                    for task in SAMPLES}
     record = choose(args.model, default_dev)
-    out = args.out or "docs/results/retrieval/rag-preset-across-sets" + ("" if args.model == "smollm2" else f"-{args.model}")
     print(f"chosen: {record['chosen']['label']} {record['chosen']['recipe']} mean dev gain "
           f"{record['chosen']['mean_gain']:+.2f}", flush=True)
     record["halves"] = report(record, args.cache_dir, args.resamples)

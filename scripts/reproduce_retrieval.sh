@@ -134,6 +134,8 @@ row "SmolLM2 MetaEOL text-first short layer 28 ($tag)" "$nf" "$ns" --queries "$n
 # MetaEOL vectors in auto precision, the candidates' dev grids in float32 (as SciFact's), then the choice and both
 # test halves (scripts/rag_across_sets.py).
 local uni=(--corpus-sampling uniform)
+row "BM25 stemmed uniform-sample-800" "$nf" 800 "${uni[@]}" --model bm25-stemmed
+row "all-MiniLM-L6-v2 uniform-sample-800" "$nf" 800 "${uni[@]}" --model all-minilm-l6-v2
 row "SmolLM2 MetaEOL uniform-sample-800" "$nf" 800 "${uni[@]}" --model "$smol" --dtype auto
 row "metaeol-rag-gemma3-270m uniform-sample-800" "$nf" 800 "${uni[@]}" --model metaeol-rag-gemma3-270m --dtype auto
 local grid=(.venv/bin/python scripts/retrieval_grid.py --task "$nf" --corpus-sample 800 "${uni[@]}" --split dev
@@ -145,7 +147,12 @@ if [[ "grids" =~ $ROWS ]]; then
   done
   METAEOL_DTYPE=float32 "${grid[@]}" --templates prompteol --label "SmolLM2 PromptEOL"
   METAEOL_DTYPE=float32 "${grid[@]}" --templates metaeol-textfirst-short --label "SmolLM2 MetaEOL text-first short"
-  .venv/bin/python scripts/rag_across_sets.py --out "$OUT/rag-preset-across-sets"
+  .venv/bin/python scripts/rag_across_sets.py --model smollm2 --out "$OUT/rag-preset-across-sets"
+  # Gemma's retrieval preset and its whole-abstract twin (--model overrides the grid's SmolLM2 one).
+  METAEOL_DTYPE=float32 "${grid[@]}" --model metaeol-plus-gemma3-270m --chunk-tokens 32 \
+    --label "Gemma3 plus, chunks of 32 tokens"
+  METAEOL_DTYPE=float32 "${grid[@]}" --model metaeol-plus-gemma3-270m --label "Gemma3 plus"
+  .venv/bin/python scripts/rag_across_sets.py --model gemma3 --out "$OUT/rag-preset-across-sets-gemma3"
 fi
 # Document-level similarity (the issue's "paragraph-level" target): 200 NFCorpus pairs of abstracts both cited for
 # one question against 200 pairs of the same abstracts that share no question; 250 documents. Run after the
