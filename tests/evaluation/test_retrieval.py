@@ -205,6 +205,12 @@ def test_cli_eval_retrieval_records_a_uniform_corpus_sample(fake_beir, tmp_path,
     assert uniform["meta"]["corpus_sampling"] == "uniform" and "corpus_sampling" not in judged["meta"]
     expected, _ = beir.evaluation_data(None, fake_beir, corpus_sample=12, corpus_sampling="uniform")
     assert uniform["results"][0]["n_queries"] == len(expected.query_ids)
+    # Fusing uniform-sample runs scores against the sample's judgements: BM25 at full weight is BM25 alone.
+    assert main(args + ["--corpus-sampling", "uniform", "--model", "bm25-stemmed", "--label", "s"]) == 0
+    assert main(["eval", "fuse", str(tmp_path / "u-fake-all.json"), str(tmp_path / "s-fake-all.json"), "--method",
+                 "zscore", "--weights", "1,0", "--data-dir", str(fake_beir), "--label", "f", "--out", str(tmp_path)]) == 0
+    fused = json.loads((tmp_path / "f-fake-all.json").read_text())
+    assert fused["results"][0]["per_query"] == uniform["results"][0]["per_query"]
 
 
 def test_paired_query_bootstrap_equals_a_plain_resampling_loop():
