@@ -138,6 +138,19 @@ row "BM25 stemmed uniform-sample-800" "$nf" 800 "${uni[@]}" --model bm25-stemmed
 row "all-MiniLM-L6-v2 uniform-sample-800" "$nf" 800 "${uni[@]}" --model all-minilm-l6-v2
 row "SmolLM2 MetaEOL uniform-sample-800" "$nf" 800 "${uni[@]}" --model "$smol" --dtype auto
 row "metaeol-rag-gemma3-270m uniform-sample-800" "$nf" 800 "${uni[@]}" --model metaeol-rag-gemma3-270m --dtype auto
+row "metaeol-rag-smollm2-135m uniform-sample-800" "$nf" 800 "${uni[@]}" --model metaeol-rag-smollm2-135m
+# The shipped fusions (Preset.fusion) with BM25 on this sample.
+for split in dev test; do
+  for pair in "metaeol-rag-smollm2-135m zscore 0.2,0.8" "metaeol-rag-gemma3-270m zscore 0.35,0.65"; do
+    read -r preset method weights <<< "$pair"
+    label="$preset uniform-sample-800 + BM25 stemmed $method ${weights%%,*}"
+    if [[ "$label" =~ $ROWS ]] && [ ! -f "$OUT/$(slug "$label-nfcorpus-$split").json" ]; then
+      "$METAEOL" eval fuse --method "$method" --weights "$weights" --label "$label" --out "$OUT" \
+        "$OUT/$(slug "$preset uniform-sample-800-nfcorpus-$split").json" \
+        "$OUT/$(slug "BM25 stemmed uniform-sample-800-nfcorpus-$split").json"
+    fi
+  done
+done
 local grid=(.venv/bin/python scripts/retrieval_grid.py --task "$nf" --corpus-sample 800 "${uni[@]}" --split dev
             --model "$smol" --layers=-1,-2,-3 --taus 0,2,3,4,8 --out "$OUT/grids")
 if [[ "grids" =~ $ROWS ]]; then

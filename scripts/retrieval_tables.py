@@ -33,14 +33,16 @@ def _runs(folder: Path) -> list[tuple[Path, dict, dict]]:
 def tables(folder: Path, against: list[str], resamples: int = 1000) -> str:
     groups: dict[tuple, list] = {}
     for path, meta, result in _runs(folder):
-        key = (result["task"], result["split"], result["n_documents"], result["n_documents_total"])
+        kind = (result.get("sampling") or {}).get("corpus_sampling", "judged")  # uniform samples score other queries
+        key = (result["task"], result["split"], result["n_documents"], result["n_documents_total"], kind)
         groups.setdefault(key, []).append((path, meta, result))
     out = []
-    for (task, split, docs, total), runs in sorted(groups.items()):
+    for (task, split, docs, total, kind), runs in sorted(groups.items()):
         runs.sort(key=lambda run: -run[2]["scores"]["ndcg_at_10"])
         references = [next((run for run in runs if re.search(pattern, run[1]["label"])), None) for pattern in against]
         references = [run for run in references if run is not None]
-        corpus = "full corpus" if docs == total else f"{docs:,}-document seeded sample of {total:,}"
+        uniform = "uniform " if kind == "uniform" else ""
+        corpus = "full corpus" if docs == total else f"{docs:,}-document seeded {uniform}sample of {total:,}"
         out.append(f"### {task}, {split} queries (N={runs[0][2]['n_queries']}), {corpus}\n")
         header = "| retriever | nDCG@10 | Recall@100 | MRR@10 | " + " | ".join(
             f"nDCG@10 vs {ref[1]['label']} [95% CI]" for ref in references) + " |"
