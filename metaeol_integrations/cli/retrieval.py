@@ -129,7 +129,7 @@ def cmd_doc_pairs(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
 
 
 def cmd_fuse(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
-    from metaeol_integrations.evaluation.beir import evaluation_data, read_beir
+    from metaeol_integrations.evaluation.beir import evaluation_data
     from metaeol_integrations.evaluation.retrieval import RetrievalResult, fuse_runs, read_trec_run
 
     records, runs = [], []
@@ -147,20 +147,17 @@ def cmd_fuse(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
            (first["task"], first["split"], first["n_documents"], sorted(first["per_query"])) for _, r in records):
         raise UsageError("the runs scored different queries or corpora. Fix: fuse runs of the same task, --split, "
                          "--queries, --corpus-sample and seed.")
-    task = first["task"] if args.data_dir is None else None
+    # The queries, documents and judgements the runs scored, rebuilt from their sampling record.
     sampling = first.get("sampling") or {}
-    if sampling.get("corpus_sampling", "judged") == "judged":
-        data = read_beir(task, args.data_dir)
-    else:  # a uniform sample's judgements are restricted to it: rebuild exactly what the runs scored
-        data, _ = evaluation_data(task, args.data_dir, split=sampling.get("split", "all"),
-                                  queries=sampling.get("queries", 0), corpus_sample=sampling.get("corpus_sample", 0),
-                                  seed=sampling.get("seed", 0), corpus_sampling=sampling["corpus_sampling"])
+    data, _ = evaluation_data(first["task"] if args.data_dir is None else None, args.data_dir,
+                              split=sampling.get("split", "all"), queries=sampling.get("queries", 0),
+                              corpus_sample=sampling.get("corpus_sample", 0), seed=sampling.get("seed", 0),
+                              corpus_sampling=sampling.get("corpus_sampling", "judged"))
     data = data.with_queries([q for q in data.query_ids if q in first["per_query"]])
     weights = [float(w) for w in args.weights.split(",")] if args.weights else None
     fused = fuse_runs(runs, args.method, weights=weights, rrf_k=args.rrf_k)
     labels = [record["meta"].get("label", "run") for record, _ in records]
     label = args.label or f"{' + '.join(labels)} ({args.method})"
-    # The judgements come from the full set (a uniform sample's: from the sample); the corpus size is the runs' own.
     result = RetrievalResult.from_run(fused, data, split=first["split"], n_documents=first["n_documents"],
                                       n_documents_total=first["n_documents_total"],
                                       protocol=f"fusion of {len(runs)} runs ({args.method}, weights {weights or 'equal'}); pytrec_eval",

@@ -53,9 +53,13 @@ class RetrievalData:
                        qrels={q: self.qrels[q] for q in query_ids})
 
     def with_documents(self, doc_ids: set[str]) -> RetrievalData:
-        """The same queries against only the documents in ``doc_ids`` (corpus order kept)."""
+        """The same queries against only the documents in ``doc_ids`` (corpus order kept), judged on those alone:
+        a judgement outside them would count in an ideal ranking no retriever can reach."""
         kept = [i for i, doc in enumerate(self.doc_ids) if doc in doc_ids]
-        return replace(self, doc_ids=[self.doc_ids[i] for i in kept], doc_texts=[self.doc_texts[i] for i in kept])
+        qrels = {query: {doc: grade for doc, grade in judged.items() if doc in doc_ids}
+                 for query, judged in self.qrels.items()}
+        return replace(self, doc_ids=[self.doc_ids[i] for i in kept], doc_texts=[self.doc_texts[i] for i in kept],
+                       qrels=qrels)
 
 
 def resolve_retrieval_dir(task: str | None, data_dir: str | os.PathLike | None = None) -> Path:
@@ -170,9 +174,6 @@ def evaluation_data(task: str | None, data_dir: str | os.PathLike | None = None,
         documents = sample_corpus(data.with_queries(chosen), corpus_sample, seed)
     halves = data.with_queries(split_queries(chosen, split, seed)).with_documents(documents)
     if corpus_sampling == "uniform":
-        # Judgements of documents outside the sample would count in the ideal ranking no retriever can reach.
-        qrels = {query: {doc: grade for doc, grade in judged.items() if doc in documents}
-                 for query, judged in halves.qrels.items()}
-        kept = [query for query in halves.query_ids if any(grade > 0 for grade in qrels[query].values())]
-        halves = replace(halves, qrels=qrels).with_queries(kept)
+        halves = halves.with_queries([query for query in halves.query_ids
+                                      if any(grade > 0 for grade in halves.qrels[query].values())])
     return halves, len(data.doc_ids)
