@@ -108,14 +108,15 @@ def choose(model: str, default_dev: dict[str, float]) -> dict:
             "model": model, "samples": SAMPLES, "default_dev_ndcg_at_10": default_dev, "chosen": winner, "candidates": rows}
 
 
-def default_scores(task: str, split: str, cache_dir: str | None) -> dict[str, float]:
-    """Per-query nDCG@10 of the default model: the paper's vectors (auto precision, cached) minus the shipped mean."""
+def default_scores(task: str, cache_dir: str | None) -> dict[str, float]:
+    """Per-query nDCG@10 of the default model on both halves of ``task``'s sample: the paper's vectors (auto
+    precision, cached) minus the shipped mean."""
     from metaeol_integrations.evaluation.beir import evaluation_data
     from metaeol_integrations.evaluation.encoders import build_encoder, encode_cached
     from metaeol_integrations.postprocessing.center import remove_mean, shipped_center
     from metaeol_integrations.presets import PRESETS
 
-    data, _ = evaluation_data(task, split=split, **SAMPLES[task])
+    data, _ = evaluation_data(task, **SAMPLES[task])
     encoder = build_encoder(PAPER, dtype="auto")
     filename, mode = PRESETS[DEFAULT].center
     mean = shipped_center(filename, mode).mean.double().numpy()
@@ -124,15 +125,16 @@ def default_scores(task: str, split: str, cache_dir: str | None) -> dict[str, fl
     return per_query(vectors["query"], vectors["document"], data)
 
 
-def recipe_scores(grid: dict, setting: dict, task: str, split: str, cache_dir: str | None) -> dict[str, float]:
-    """Per-query nDCG@10 of a grid's vectors (computed as ``grid`` says, float32 as the grids) at one ``setting``
-    (layer, EmbedFilter band, centering), through the caches `retrieval_grid.py` fills."""
+def recipe_scores(grid: dict, setting: dict, task: str, cache_dir: str | None) -> dict[str, float]:
+    """Per-query nDCG@10 on both halves of ``task``'s sample of a grid's vectors (computed as ``grid`` says, float32
+    as the grids) at one ``setting`` (layer, EmbedFilter band, centering), through the caches `retrieval_grid.py`
+    fills."""
     from metaeol_integrations.evaluation.beir import evaluation_data
     from metaeol_integrations.evaluation.encoders import build_encoder
     from metaeol_integrations.evaluation.evaluator import View
     from metaeol_integrations.evaluation.retrieval import PostProcessing, embed_filter_projection, retriever_for
 
-    data, _ = evaluation_data(task, split=split, **SAMPLES[task])
+    data, _ = evaluation_data(task, **SAMPLES[task])
     encoder = build_encoder(grid["model"], dtype="float32", templates=grid["templates"],
                             query_templates=grid["query_templates"])
     retriever = retriever_for(grid["model"], encoder, cache_dir=cache_dir, chunk_tokens=grid["chunk_tokens"])
@@ -155,8 +157,17 @@ def per_query(queries: np.ndarray, documents: np.ndarray, data) -> dict[str, flo
     return {query: values["ndcg_at_10"] for query, values in score_run(run, data.qrels).items()}
 
 
-def report(record: dict, cache_dir: str | None, resamples: int) -> list[dict]:
-    """The chosen recipe and the current preset against the default (and each other) on every half."""
+def half_queries(task: str, split: str) -> set[str]:
+    """The queries of one half of ``task``'s sample (each query's scores do not depend on the other queries, so the
+    scorers run once on both halves)."""
+    from metaeol_integrations.evaluation.beir import evaluation_data
+
+    return set(evaluation_data(task, split=split, **SAMPLES[task])[0].query_ids)
+
+
+def report(record: dict, default: dict[str, dict[str, float]], cache_dir: str | None, resamples: int) -> list[dict]:
+    """The chosen recipe and the current preset against the default (``default[task]``: its per-query scores) and
+    each other on every half."""
     from metaeol_integrations.evaluation.paired import paired_per_query
 
     current, chosen = PRESETS[record["model"]], record["chosen"]
@@ -164,17 +175,19 @@ def report(record: dict, cache_dir: str | None, resamples: int) -> list[dict]:
     same = is_current(chosen, current)
     rows = []
     for task in SAMPLES:
+        scored = {"default": default[task],
+                  current["name"]: recipe_scores(current["grid"], current["setting"], task, cache_dir)}
+        if not same:
+            scored["chosen"] = recipe_scores(chosen["grid"], chosen_setting, task, cache_dir)
         for split in ("dev", "test"):
-            scores = {"default": default_scores(task, split, cache_dir),
-                      current["name"]: recipe_scores(current["grid"], current["setting"], task, split, cache_dir)}
-            if not same:
-                scores["chosen"] = recipe_scores(chosen["grid"], chosen_setting, task, split, cache_dir)
+            scores = dict(scored)
             for name, stem in REFERENCE_RUNS[task].items():
                 path = RUNS / f"{stem.format(split=split)}.json"
                 if name not in scores and path.is_file():
                     stored = json.loads(path.read_text(encoding="utf-8"))["results"][0]["per_query"]
                     scores[name] = {query: values["ndcg_at_10"] for query, values in stored.items()}
-            queries = list(scores["default"])
+            half = half_queries(task, split)
+            queries = [query for query in default[task] if query in half]
             comparisons = [(name, "default") for name in scores if name != "default"]
             if not same:
                 comparisons.append(("chosen", current["name"]))
@@ -229,12 +242,13 @@ def main() -> None:
         Path(f"{out}.md").write_text(markdown(json.loads(Path(f"{out}.json").read_text(encoding="utf-8"))),
                                      encoding="utf-8")
         return
-    default_dev = {task: round(float(np.mean(list(default_scores(task, "dev", args.cache_dir).values()))), 3)
+    default = {task: default_scores(task, args.cache_dir) for task in SAMPLES}
+    default_dev = {task: round(float(np.mean([default[task][query] for query in half_queries(task, "dev")])), 3)
                    for task in SAMPLES}
     record = choose(args.model, default_dev)
     print(f"chosen: {record['chosen']['label']} {record['chosen']['recipe']} mean dev gain "
           f"{record['chosen']['mean_gain']:+.2f}", flush=True)
-    record["halves"] = report(record, args.cache_dir, args.resamples)
+    record["halves"] = report(record, default, args.cache_dir, args.resamples)
     Path(f"{out}.json").write_text(json.dumps(record, indent=1), encoding="utf-8")
     Path(f"{out}.md").write_text(markdown(record), encoding="utf-8")
     print(f"wrote {out}.json, {out}.md")
